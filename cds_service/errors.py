@@ -1,0 +1,86 @@
+"""The service's exception tree. Exceptions carry data; only the web edge turns them into HTTP responses.
+
+    CDSError
+    ├── RequestError          the caller sent something the service cannot use (400)
+    │   └── HookMismatchError the request's hook is not the one the service answers (400)
+    ├── UnknownServiceError   no service with that id (404)
+    ├── PayloadTooLargeError  body over the configured limit (413)
+    └── DataUnavailableError  data the decision needs is missing and cannot be fetched (412)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class CDSError(Exception):
+    """Base of every error the service raises on purpose."""
+
+    status_code = 500
+
+    def __init__(self, diagnostics: str) -> None:
+        super().__init__(diagnostics)
+        self.diagnostics = diagnostics
+
+
+class RequestError(CDSError):
+    """The request is malformed or not a hook request; ``field`` names the offending part."""
+
+    status_code = 400
+
+    def __init__(self, diagnostics: str, field: str | None = None) -> None:
+        super().__init__(diagnostics)
+        self.field = field
+
+
+class HookMismatchError(RequestError):
+    """The request names a hook that the addressed service does not answer."""
+
+
+class UnknownServiceError(CDSError):
+    """No CDS service has the requested id."""
+
+    status_code = 404
+
+
+class PayloadTooLargeError(CDSError):
+    """The request body is larger than the configured limit."""
+
+    status_code = 413
+
+
+@dataclass(frozen=True)
+class FailedQuery:
+    """One prefetch key whose data could not be had, and why (no patient data in ``reason``)."""
+
+    key: str
+    query: str
+    reason: str
+
+
+class DataUnavailableError(CDSError):
+    """Required data is absent from prefetch and could not be fetched (CDS Hooks: 412)."""
+
+    status_code = 412
+
+    def __init__(self, failed: list[FailedQuery]) -> None:
+        self.failed = failed
+        super().__init__(
+            "; ".join(f"prefetch '{f.key}' unavailable: {f.reason}" for f in failed) or "required data missing"
+        )
+
+
+@dataclass
+class SkippedResources:
+    """Count of resources skipped while parsing leniently, by resource type (for the log)."""
+
+    by_type: dict[str, int] = field(default_factory=dict)
+
+    def add(self, resource_type: str) -> None:
+        """Count one more skipped resource of ``resource_type``."""
+        self.by_type[resource_type] = self.by_type.get(resource_type, 0) + 1
+
+    @property
+    def total(self) -> int:
+        """All skipped resources."""
+        return sum(self.by_type.values())
