@@ -15,7 +15,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IGG4_CDS_", env_file=None, extra="ignore")
 
     # Clinical parameters (CLINICAL_SPEC section 4).
-    lookback_years: PositiveFloat = Field(3.0, description="Lookback window for labs and reports, in years.")
+    lookback_years: PositiveFloat = Field(
+        3.0, description="Lookback window for laboratory results, in years."
+    )
     default_igg4_uln_g_per_l: PositiveFloat = Field(
         1.35, description="Serum IgG4 upper limit used when the lab gives none; the card discloses it."
     )

@@ -1,0 +1,24 @@
+"""Escaping record text for card Markdown: no HTML and no Markdown syntax may come from the record."""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+_WHITESPACE = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+MAX_PHRASE: Final = 200
+
+
+def escape(text: str, limit: int = MAX_PHRASE) -> str:
+    """Render untrusted text inert in Markdown that clients may render with raw HTML allowed.
+
+    HTML metacharacters become entities, Markdown punctuation is backslash-escaped, whitespace and line
+    breaks collapse to single spaces (so text cannot open a block or break a table), and long text is cut.
+    """
+    flat = _WHITESPACE.sub(" ", _CONTROL.sub("", text)).strip()
+    if len(flat) > limit:
+        flat = flat[: limit - 1].rstrip() + "…"
+    flat = flat.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", flat)

@@ -1,0 +1,138 @@
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from fhir.resources.R4B.observation import Observation
+
+from cds_service.evidence import UlnSource
+from cds_service.labs import extract_labs, parse_range_text, wanted_observation
+from tests.builders import observation
+
+START = date(2023, 11, 25)
+DEFAULT_ULN = Decimal("1.35")
+
+
+def labs(*raws):
+    results, errors = extract_labs([Observation.model_validate(r) for r in raws], START, DEFAULT_ULN)
+    return results, errors
+
+
+@pytest.mark.parametrize(
+    ("raw", "value", "high", "source"),
+    [
+        (
+            observation("2469-5", 2.43, "g/L", high=0.864, low=0.039),
+            "2.43",
+            "0.864",
+            UlnSource.REFERENCE_HIGH,
+        ),
+        (observation("2469-5", 243, "mg/dL", high=86.4), "2.43", "0.864", UlnSource.REFERENCE_HIGH),
+        (observation("2469-5", 2430, "mg/L", high=864), "2.430", "0.864", UlnSource.REFERENCE_HIGH),
+        (
+            observation("2469-5", 486, "mg/dL", range_text="4.8-105 mg/dL"),
+            "4.86",
+            "1.05",
+            UlnSource.REFERENCE_TEXT,
+        ),
+        (observation("2469-5", 2.5, "g/L", range_text="<2.01 g/L"), "2.5", "2.01", UlnSource.REFERENCE_TEXT),
+        (
+            observation("2469-5", 2.5, "g/L", range_text="0.039 – 0.864"),
+            "2.5",
+            "0.864",
+            UlnSource.REFERENCE_TEXT,
+        ),
+        (observation("2469-5", 2900, "mg/L"), "2.900", "1.35", UlnSource.DEFAULT),
+        # A range in another unit than the value is converted before comparison.
+        (
+            observation("2469-5", 2.43, "g/L", high=86.4, range_unit="mg/dL"),
+            "2.43",
+            "0.864",
+            UlnSource.REFERENCE_HIGH,
+        ),
+    ],
+)
+def test_igg4_value_and_uln_in_one_unit(raw, value, high, source):
+    results, _ = labs(raw)
+    [result] = results["2469-5"]
+    assert result.value == Decimal(value)
+    assert result.high == Decimal(high)
+    assert result.uln_source is source
+    assert result.unit == "g/L"
+
+
+@pytest.mark.parametrize(
+    ("status", "kept"),
+    [
+        ("final", True),
+        ("amended", True),
+        ("corrected", True),
+        ("preliminary", True),
+        ("entered-in-error", False),
+        ("cancelled", False),
+        ("registered", False),
+    ],
+)
+def test_status_filter(status, kept):
+    results, _ = labs(observation("2469-5", 2.0, high=1.35, status=status))
+    assert bool(results.get("2469-5")) is kept
+
+
+@pytest.mark.parametrize(
+    ("when", "kept"), [("2023-11-25", True), ("2023-11-24", False), ("2026-01-01", True)]
+)
+def test_lookback_window(when, kept):
+    results, _ = labs(observation("2469-5", 2.0, high=1.35, when=when))
+    assert bool(results.get("2469-5")) is kept
+
+
+def test_unknown_unit_is_counted_not_raised():
+    results, errors = labs(
+        observation("2469-5", 2.0, "mmol/L", high=1.35), observation("2469-5", 2.0, high=1.35)
+    )
+    assert errors == 1
+    assert len(results["2469-5"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "positive"),
+    [
+        (observation("46266-3", 35, "U/mL", high=20), True),
+        (observation("46266-3", 5, "U/mL", high=20), False),
+        (observation("33569-5", interpretation="POS"), True),
+        (observation("33569-5", interpretation="NEG"), False),
+        (observation("5117-7", value_string="Cryoglobulins detected"), True),
+        (observation("5117-7", value_string="Not detected"), False),
+    ],
+)
+def test_serology_polarity(raw, positive):
+    results, _ = labs(raw)
+    [result] = next(iter(results.values()))
+    assert result.positive is positive
+
+
+def test_results_sorted_newest_first():
+    results, _ = labs(
+        observation("2469-5", 1.0, high=1.35, when="2025-01-01"),
+        observation("2469-5", 3.0, high=1.35, when="2026-05-01"),
+    )
+    assert [r.effective for r in results["2469-5"]] == [date(2026, 5, 1), date(2025, 1, 1)]
+
+
+@pytest.mark.parametrize(
+    ("text", "low", "high"),
+    [
+        ("4.8-105 mg/dL", "0.048", "1.05"),
+        ("<2.01 g/L", None, "2.01"),
+        ("up to 135 mg/dL", None, "1.35"),
+        ("normal", None, None),
+    ],
+)
+def test_range_text(text, low, high):
+    parsed = parse_range_text(text, "g/L", "g/L")
+    assert parsed == (Decimal(low) if low else None, Decimal(high) if high else None)
+
+
+def test_raw_prefilter_keeps_only_known_loinc_codes():
+    assert wanted_observation(observation("2469-5", 1.0))
+    assert not wanted_observation(observation("4548-4", 7.0, "%"))
+    assert not wanted_observation({"resourceType": "Observation", "code": "garbage"})
