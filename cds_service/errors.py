@@ -3,6 +3,7 @@
     CDSError
     ├── RequestError          the caller sent something the service cannot use (400)
     │   └── HookMismatchError the request's hook is not the one the service answers (400)
+    ├── AuthenticationError   the caller's JWT is missing or fails verification (bare 401)
     ├── UnknownServiceError   no service with that id (404)
     ├── PayloadTooLargeError  body over the configured limit (413)
     └── DataUnavailableError  data the decision needs is missing and cannot be fetched (412)
@@ -84,3 +85,18 @@ class SkippedResources:
     def total(self) -> int:
         """All skipped resources."""
         return sum(self.by_type.values())
+
+
+class AuthenticationError(CDSError):
+    """The caller's CDS Hooks JWT was missing or failed verification (401).
+
+    ``reason`` and ``issuer`` are for the server log only; the HTTP edge answers a bare 401 so a caller
+    learns nothing about which check failed. Never put the token itself in either field.
+    """
+
+    status_code = 401
+
+    def __init__(self, reason: str, issuer: str | None = None) -> None:
+        super().__init__(f"authentication failed: {reason}")
+        self.reason = reason
+        self.issuer = issuer

@@ -44,7 +44,7 @@ def medication_concepts(resource: Any) -> list[Any]:
     return [
         c.code
         for c in resource.contained or []
-        if getattr(c, "resource_type", None) == "Medication" and c.id == target and c.code is not None
+        if c.get_resource_type() == "Medication" and c.id == target and c.code is not None
     ]
 
 
@@ -77,7 +77,7 @@ def extract_medications(resources: list[Any]) -> list[MedicationFact]:
             if found is not None:
                 kind, name = found
                 reference = (
-                    f"{resource.resource_type}/{resource.id}" if resource.id else resource.resource_type
+                    f"{resource.get_resource_type()}/{resource.id}" if resource.id else resource.get_resource_type()
                 )
                 facts.append(MedicationFact(kind, reference, name, resource.status not in INACTIVE_STATUSES))
     return facts

@@ -104,7 +104,7 @@ def _medication_request_actions(resource: Any) -> tuple[set[OrderAction], str]:
 
 def classify_order(resource: Any, cca_condition_refs: frozenset[str] = frozenset()) -> DraftOrderFacts:
     """Whether a draft ServiceRequest or MedicationRequest acts on a presumed cholangiocarcinoma."""
-    if resource.resource_type == "MedicationRequest":
+    if resource.get_resource_type() == "MedicationRequest":
         actions, label = _medication_request_actions(resource)
     else:
         actions, label = _service_request_actions(resource)
@@ -112,5 +112,5 @@ def classify_order(resource: Any, cca_condition_refs: frozenset[str] = frozenset
     if reason:
         actions.add(OrderAction.REASON)
         label = label or "order with reason cholangiocarcinoma or biliary stricture"
-    reference = f"{resource.resource_type}/{resource.id}" if resource.id else resource.resource_type
+    reference = f"{resource.get_resource_type()}/{resource.id}" if resource.id else resource.get_resource_type()
     return DraftOrderFacts(reference, frozenset(actions), reason, label)

@@ -11,7 +11,7 @@ from typing import Final
 
 from cds_service import codes
 
-PATIENT_TOKEN: Final = "{{context.patientId}}"
+PATIENT_TOKEN: Final = "{{context.patientId}}"  # noqa: S105 - a prefetch token, not a secret
 
 
 @dataclass(frozen=True)

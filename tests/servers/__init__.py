@@ -1,0 +1,1 @@
+"""Real servers (PostgreSQL, ...) started by the tests on loopback, as pytest fixtures."""

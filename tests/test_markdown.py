@@ -1,0 +1,32 @@
+import pytest
+
+from cds_service.markdown import escape
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "<script>alert(1)</script>",
+        "<img src=x onerror=alert(1)>",
+        "[click](javascript:alert(1))",
+        "![x](http://evil/x.png)",
+        "**bold** _it_ `code`",
+        "| a | b |",
+        "# heading",
+        "line one\n\n- list\n> quote",
+    ],
+)
+def test_no_html_or_markdown_survives(hostile):
+    out = escape(hostile)
+    assert "<" not in out
+    assert "\n" not in out
+    for token in ("](", "**", "`", "|", "# ", "> "):
+        assert token not in out.replace("\\" + token[0], "")
+
+
+def test_plain_text_stays_readable():
+    assert escape("Diffuse enlargement of the pancreas") == "Diffuse enlargement of the pancreas"
+
+
+def test_long_text_is_cut():
+    assert len(escape("a" * 1000, limit=50)) == 50
