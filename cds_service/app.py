@@ -1,4 +1,4 @@
-"""The HTTP edge: a thin FastAPI app that parses, calls :mod:`cds_service.service` and renders JSON.
+"""The HTTP edge: a thin FastAPI app that authenticates, parses, calls :mod:`cds_service.service`, renders.
 
 ``uvicorn cds_service.app:app`` serves it with settings from the environment.
 """
@@ -6,24 +6,37 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import date
+from functools import partial
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import BackgroundTasks, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cds_service import __version__
-from cds_service.discovery import discovery_document
-from cds_service.errors import CDSError, PayloadTooLargeError, RequestError
+from cds_service.deps import Dependencies
+from cds_service.discovery import SERVICES_BY_ID, discovery_document
+from cds_service.errors import (
+    AuthenticationError,
+    CDSError,
+    PayloadTooLargeError,
+    RequestError,
+    UnknownServiceError,
+)
+from cds_service.feedback import parse_feedback
 from cds_service.logs import configure_logging
 from cds_service.outcomes import error_outcome, operation_outcome
-from cds_service.service import Fetcher, handle_hook
+from cds_service.service import Fetcher, HookOutcome, handle_hook
 from cds_service.settings import Settings, get_settings
 
-logger = logging.getLogger("cds_service.hooks")
+logger = logging.getLogger("cds_service.calls")
 
 FHIR_JSON = "application/fhir+json"
 
@@ -56,16 +69,49 @@ async def _read_body(request: Request, limit: int) -> Any:
         raise RequestError(f"the body is not valid JSON (at character {exc.pos})", field="$") from None
 
 
-def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None) -> FastAPI:
-    """Build the app from ``settings`` (default: the environment) and an optional FHIR fetcher."""
+def _public_url(request: Request, settings: Settings) -> str:
+    """The URL the client called, as the JWT ``aud`` names it (behind a proxy: from public_base_url)."""
+    if settings.public_base_url:
+        return settings.public_base_url.rstrip("/") + request.url.path
+    return str(request.url.replace(query=None, fragment=None))
+
+
+def _patient_reference(outcome: HookOutcome, body: Any) -> str | None:
+    context = body.get("context") if isinstance(body, dict) else None
+    patient = context.get("patientId") if isinstance(context, dict) else None
+    return f"Patient/{patient}" if isinstance(patient, str) and outcome.cards else None
+
+
+def create_app(
+    settings: Settings | None = None,
+    fetcher: Fetcher | None = None,
+    today: Callable[[], date] | None = None,
+) -> FastAPI:
+    """Build the app from ``settings`` (default: the environment) and an optional FHIR fetcher.
+
+    ``today`` fixes the evaluation date (the lab lookback window), for demos and tests; default: the UTC date.
+    """
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    deps = Dependencies.from_settings(settings, fetcher)
+    if settings.dev_mode:
+        logger.warning(
+            "local development mode: unauthenticated calls accepted, loopback FHIR servers allowed"
+        )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        deps.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="IgG4-RD CDS Hooks service",
         version=__version__,
         description="CDS Hooks 2.0: consider IgG4-related disease before presuming cholangiocarcinoma.",
         default_response_class=ORJSONResponse,
     )
+    app.state.deps = deps
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
@@ -74,8 +120,21 @@ def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None)
         max_age=600,
     )
 
+    @app.exception_handler(AuthenticationError)
+    async def unauthenticated(request: Request, exc: AuthenticationError) -> Response:
+        # A bare 401: the reason is for the operator's log only.
+        logger.warning(
+            "authentication failed",
+            extra={"path": request.url.path, "reason": exc.reason, "issuer": exc.issuer},
+        )
+        return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
     @app.exception_handler(CDSError)
-    async def cds_error(_request: Request, exc: CDSError) -> Response:
+    async def cds_error(request: Request, exc: CDSError) -> Response:
+        logger.info(
+            "call refused",
+            extra={"path": request.url.path, "status": exc.status_code, "error": type(exc).__name__},
+        )
         return _outcome_response(exc.status_code, error_outcome(exc))
 
     @app.exception_handler(StarletteHTTPException)
@@ -90,22 +149,22 @@ def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None)
 
     @app.get("/cds-services")
     def discovery() -> dict[str, Any]:
-        """CDS Hooks discovery: the services, their hooks and prefetch templates."""
+        """CDS Hooks discovery: the services, their hooks and prefetch templates (no authentication)."""
         return discovery_document()
 
     @app.post("/cds-services/{service_id}")
-    async def call_service(service_id: str, request: Request) -> Response:
+    async def call_service(service_id: str, request: Request, background: BackgroundTasks) -> Response:
         """Answer a hook call with ``{"cards": [...]}``."""
+        started = time.perf_counter()
+        if service_id not in SERVICES_BY_ID:
+            raise UnknownServiceError(f"no CDS service with id '{service_id}'")
+        deps.authenticate(request.headers.get("authorization"), _public_url(request, settings))
         body = await _read_body(request, settings.max_body_bytes)
-        try:
-            outcome = await run_in_threadpool(handle_hook, service_id, body, settings, fetcher)
-        except CDSError as exc:
-            logger.info(
-                "hook call refused",
-                extra={"service": service_id, "status": exc.status_code, "error": type(exc).__name__},
-            )
-            raise
-        indicators = [card["indicator"] for card in outcome.cards]
+        outcome = await run_in_threadpool(
+            partial(handle_hook, today=today() if today else None), service_id, body, settings, deps.fetcher
+        )
+        if outcome.cards:
+            background.add_task(_record_cards, deps, service_id, outcome, _patient_reference(outcome, body))
         logger.info(
             "hook call",
             extra={
@@ -113,19 +172,44 @@ def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None)
                 "hook_instance": outcome.hook_instance,
                 "status": 200,
                 "cards": len(outcome.cards),
-                "indicators": indicators,
+                "indicators": [card["indicator"] for card in outcome.cards],
                 "timings_ms": outcome.timings_ms,
+                "total_ms": round((time.perf_counter() - started) * 1000, 3),
                 "fetched": outcome.fetched,
                 "skipped_resources": outcome.skipped_resources,
             },
         )
-        return ORJSONResponse({"cards": outcome.cards})
+        return Response(
+            orjson.dumps({"cards": outcome.cards}), media_type="application/json", background=background
+        )
+
+    @app.post("/cds-services/{service_id}/feedback")
+    async def feedback(service_id: str, request: Request) -> Response:
+        """Store CDS Hooks 2.0 feedback (accepted suggestions, overrides); resent items are stored once."""
+        if service_id not in SERVICES_BY_ID:
+            raise UnknownServiceError(f"no CDS service with id '{service_id}'")
+        deps.authenticate(request.headers.get("authorization"), _public_url(request, settings))
+        parsed = parse_feedback(await _read_body(request, settings.max_body_bytes))
+        stored = await run_in_threadpool(deps.store.record_feedback, service_id, parsed.feedback)
+        logger.info("feedback", extra={"service": service_id, "items": len(parsed.feedback), "new": stored})
+        return Response(status_code=200)
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
     return app
+
+
+def _record_cards(deps: Dependencies, service_id: str, outcome: HookOutcome, patient_ref: str | None) -> None:
+    """Record the cards shown (patient reference hashed by the store), after the response is sent."""
+    try:
+        hook = SERVICES_BY_ID[service_id].hook
+        deps.store.record_cards(service_id, hook, outcome.hook_instance, patient_ref, outcome.cards)
+    except Exception as exc:  # a storage failure must never affect the clinician's card
+        logger.error(
+            "recording cards failed", extra={"service": service_id, "error_type": type(exc).__name__}
+        )
 
 
 app = create_app()

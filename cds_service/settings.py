@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic import Field, PositiveFloat, PositiveInt, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -43,7 +43,14 @@ class Settings(BaseSettings):
     dev_mode: bool = Field(False, description="Local development mode: unauthenticated calls, loopback FHIR.")
     trust_file: Path | None = Field(None, description="Path of the trust configuration (issuers and keys).")
     redis_url: str | None = None
-    database_url: str = "sqlite:///igg4rd-cds-feedback.sqlite3"
+    database_url: str = Field(
+        "sqlite:///igg4rd-cds-feedback.sqlite3",
+        description="SQLAlchemy URL of the feedback store (SQLite file by default, created on first use).",
+    )
+    feedback_hash_key: SecretStr | None = Field(
+        None, description="HMAC key for patient references in the feedback store (required beyond SQLite)."
+    )
+    jwt_leeway_s: PositiveInt = Field(60, description="Clock skew tolerated on JWT exp/iat, in seconds.")
 
 
 @lru_cache(maxsize=1)

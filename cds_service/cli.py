@@ -1,0 +1,121 @@
+"""The ``igg4-cds`` command: serve the service, run the demo, load fixtures, export feedback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from cds_service.discovery import SERVICES
+from cds_service.errors import CDSError
+from cds_service.outcomes import error_outcome
+
+SERVICE_FOR_HOOK = {s.hook: s.id for s in SERVICES}
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn  # noqa: PLC0415 - only the serve command needs the server
+
+    if args.dev:
+        os.environ["IGG4_CDS_DEV_MODE"] = "true"
+    os.environ.setdefault("IGG4_CDS_HOST", args.host)
+    os.environ.setdefault("IGG4_CDS_PORT", str(args.port))
+    uvicorn.run("cds_service.app:app", host=args.host, port=args.port, log_level="warning", access_log=False)
+    return 0
+
+
+def _read_request(target: str) -> dict[str, Any]:
+    path = Path(target)
+    if path.is_file():
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+    from cds_service.fixtures import load_fixture  # noqa: PLC0415
+
+    return load_fixture(target).request
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from cds_service.demo import render_text  # noqa: PLC0415
+    from cds_service.service import handle_hook  # noqa: PLC0415
+    from cds_service.settings import Settings  # noqa: PLC0415
+
+    try:
+        request = _read_request(args.request)
+    except (OSError, ValueError, LookupError) as exc:
+        print(f"cannot read {args.request}: {exc}", file=sys.stderr)
+        return 2
+    hook = request.get("hook")
+    service_id = SERVICE_FOR_HOOK.get(hook) if isinstance(hook, str) else None
+    if service_id is None:
+        print(f"unsupported hook {hook!r}", file=sys.stderr)
+        return 2
+    today = date.fromisoformat(args.today) if args.today else None
+    try:
+        outcome = handle_hook(service_id, request, Settings(), today=today)
+    except CDSError as exc:
+        print(f"HTTP {exc.status_code}: {json.dumps(error_outcome(exc), indent=2)}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"cards": outcome.cards}, indent=2, ensure_ascii=False))
+    else:
+        print(render_text(outcome.cards))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(prog="igg4-cds", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the CDS Hooks service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        help="local development mode: accept unauthenticated calls (logs a warning)",
+    )
+    serve.set_defaults(func=_serve)
+
+    demo = sub.add_parser("demo", help="evaluate a fixture or hook-request file and print the card")
+    demo.add_argument(
+        "request", help="a fixture name (e.g. 01-published-case or 01) or a hook request JSON file"
+    )
+    demo.add_argument("--today", help="evaluation date YYYY-MM-DD (fixtures were written for 2026-11-25)")
+    demo.add_argument("--json", action="store_true", help="print the CDS Hooks response JSON instead")
+    demo.set_defaults(func=_demo)
+
+    load = sub.add_parser("load-fixtures", help="load fhir_fixtures/ into a FHIR R4 server", add_help=False)
+    load.set_defaults(func=None, delegate="cds_service.fixture_loader")
+    export = sub.add_parser(
+        "feedback-export", help="export feedback with acceptance and override rates", add_help=False
+    )
+    export.set_defaults(func=None, delegate="cds_service.feedback_export")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``igg4-cds`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    delegates = {
+        "load-fixtures": "cds_service.fixture_loader",
+        "feedback-export": "cds_service.feedback_export",
+    }
+    if argv and argv[0] in delegates:
+        import importlib  # noqa: PLC0415
+
+        module = importlib.import_module(delegates[argv[0]])
+        result: int = module.main(argv[1:])
+        return result
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Shared fixtures: the app with a pinned evaluation date, and the CDS Hooks JSON Schema."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cds_service.app import create_app
+from cds_service.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE = REPO.parent / "shared" / "reference" / "cds-hooks"
+SCHEMA_PATH = REFERENCE / "cds-hooks-2.0.1.schema.json"
+EVALUATION_DATE = date(2026, 11, 25)
+"""Fixture dates are absolute: the lookback window is evaluated on this day."""
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings(dev_mode=True)
+
+
+@pytest.fixture(scope="session")
+def client(settings: Settings) -> TestClient:
+    return TestClient(create_app(settings, today=lambda: EVALUATION_DATE))
+
+
+@pytest.fixture(scope="session")
+def schema() -> dict:
+    if not SCHEMA_PATH.exists():
+        pytest.skip(f"CDS Hooks schema not found at {SCHEMA_PATH} (../shared/reference missing)")
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+@pytest.fixture(scope="session")
+def validate(schema: dict):
+    """Validate an instance against one definition of the CDS Hooks 2.0.1 schema."""
+    from jsonschema import Draft202012Validator
+
+    def check(instance: object, definition: str) -> None:
+        wrapper = {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"}
+        errors = sorted(Draft202012Validator(wrapper).iter_errors(instance), key=lambda e: list(e.path))
+        assert not errors, [f"{list(e.path)}: {e.message}" for e in errors[:5]]
+
+    return check

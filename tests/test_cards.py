@@ -1,0 +1,158 @@
+"""Cards: wording, JSON rules, suggestions, the extension, and safety rules."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from cds_service.assessment import Assessment, read_orders
+from cds_service.cards import EXTENSION_KEY, render_cards, summary_line
+from cds_service.criteria import Domain, evaluate
+from cds_service.evidence import ConditionFact, ConditionKind, LabResult, PatientEvidence, ReportFacts, ReportKind, UlnSource
+from cds_service.findings import Assertion, Concept, Laterality, TextFinding
+from cds_service.presumption import Indicator, Presumption, choose_indicator
+
+
+def igg4(value, high="1.35", source=UlnSource.REFERENCE_HIGH):
+    return LabResult("2469-5", "Observation/igg4", date(2026, 9, 1), "g/L", Decimal(value), None, Decimal(high), source, original=f"{value} g/L")
+
+
+def ct(*findings):
+    return ReportFacts("DiagnosticReport/ct", ReportKind.IMAGING, date(2026, 10, 1), tuple(findings), True)
+
+
+def finding(concept, phrase="text", laterality=None):
+    return TextFinding(concept, Assertion.AFFIRMED, phrase, laterality)
+
+
+AS = ConditionFact(ConditionKind.ANKYLOSING_SPONDYLITIS, "Condition/as", True, "confirmed", None, "code")
+
+
+def render(evidence: PatientEvidence):
+    result = evaluate(evidence, presumed_cca=True)
+    assessment = Assessment(choose_indicator(result, evidence), Presumption(("Condition/cca",), ()), [], evidence, result)
+    return render_cards(assessment, "p1"), result
+
+
+def published_case():
+    ev = PatientEvidence(
+        reports=[ct(finding(Concept.BILIARY_PROXIMAL), finding(Concept.PANCREAS_DIFFUSE_ENLARGEMENT),
+                    finding(Concept.RENAL_CORTEX_LOW_DENSITY, laterality=Laterality.BILATERAL))],
+        conditions=[AS],
+    )
+    ev.labs["2469-5"] = [igg4("2.430", "0.864")]
+    return ev
+
+
+def _walk(value, path=""):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _walk(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _walk(v, f"{path}[{i}]")
+    yield path, value
+
+
+def test_published_case_card():
+    [card], _ = render(published_case())
+    assert card["indicator"] == "warning"
+    assert card["summary"] == "Consider IgG4-related disease before presuming cholangiocarcinoma: ACR/EULAR 35 points (≥ 20)"
+    assert len(card["summary"]) < 140
+    ext = card["extension"][EXTENSION_KEY]
+    assert set(ext) == {"criteria", "classification", "total", "threshold", "maximumPossible", "entryCriterion", "domains", "exclusions"}
+    assert set(ext["domains"]) == {d.value for d in Domain}
+    for d in ext["domains"].values():
+        assert set(d) == {"points", "assessed", "item", "evidence"}
+    assert ext["criteria"] == "2019 ACR/EULAR" and ext["threshold"] == 20 and ext["total"] == 35
+    assert "Ankylosing spondylitis" in card["detail"]
+    assert "not a diagnosis" in card["detail"] and "Malignancy must still be excluded" in card["detail"]
+
+
+def test_no_null_and_no_empty_values_anywhere():
+    for ev in (published_case(), PatientEvidence(conditions=[AS])):
+        cards, _ = render(ev)
+        for path, value in _walk(cards):
+            assert value is not None, path
+            if "evidence" not in path and "exclusions" not in path:  # the extension's own lists may be empty
+                assert value not in ("", [], {}), path
+
+
+def test_igg4_not_measured_suggests_igg4_and_complement():
+    [card], _ = render(PatientEvidence(conditions=[AS]))
+    assert card["indicator"] == "info"
+    assert card["selectionBehavior"] == "any"
+    codes = [a["resource"]["code"]["coding"][0]["code"] for s in card["suggestions"] for a in s["actions"]]
+    assert codes == ["2469-5", "4485-9", "4498-2"]
+    for suggestion in card["suggestions"]:
+        assert re.fullmatch(r"[0-9a-f-]{36}", suggestion["uuid"])
+        for action in suggestion["actions"]:
+            assert action["type"] == "create"
+            assert action["resource"]["resourceType"] == "ServiceRequest"
+            assert action["resource"]["status"] == "draft"
+            assert action["resource"]["subject"] == {"reference": "Patient/p1"}
+
+
+def test_mildly_raised_igg4_suggests_igg1_for_the_ratio():
+    ev = PatientEvidence(reports=[ct(finding(Concept.BILIARY_PROXIMAL), finding(Concept.RENAL_PELVIS_THICKENING))])
+    ev.labs["2469-5"] = [igg4("1.6")]
+    [card], _ = render(ev)
+    codes = [a["resource"]["code"]["coding"][0]["code"] for s in card["suggestions"] for a in s["actions"]]
+    assert codes == ["2466-1"]
+    assert "13%" in card["detail"]
+
+
+def test_default_uln_is_disclosed():
+    ev = PatientEvidence()
+    ev.labs["2469-5"] = [igg4("2.9", "1.35", UlnSource.DEFAULT)]
+    [card], _ = render(ev)
+    assert "default ULN" in card["detail"]
+
+
+@pytest.mark.parametrize(
+    ("ratio_value", "excluded", "indicator"),
+    [("5.5", False, Indicator.WARNING), ("5.5", True, Indicator.INFO), ("5.4", False, Indicator.INFO), ("1.0", False, Indicator.NONE)],
+)
+def test_igg4_above_four_times_uln_warns_unless_excluded(ratio_value, excluded, indicator):
+    # ULN 1.35: 5.5 g/L is 4.07 x ULN, 5.4 is exactly 4 x (not above it).
+    reports = [ct(finding(Concept.SPLENOMEGALY))] if excluded else []
+    ev = PatientEvidence(reports=reports)
+    ev.labs["2469-5"] = [igg4(ratio_value)]
+    result = evaluate(ev, True)
+    assert choose_indicator(result, ev) is indicator
+
+
+def test_no_card_when_nothing_points_to_igg4_rd():
+    ev = PatientEvidence()
+    ev.labs["2469-5"] = [igg4("0.5")]
+    cards, result = render(ev)
+    assert result.total == 0 and cards == []
+
+
+def test_wording_is_consider_never_a_diagnosis():
+    [card], _ = render(published_case())
+    assert card["summary"].startswith("Consider")
+    assert "diagnos" not in card["summary"].lower()
+    detail = card["detail"].lower()
+    for discouraging in ("no need", "avoid surgery", "cancel", "instead of surgery", "rules out malignancy"):
+        assert discouraging not in detail
+
+
+def test_summary_stays_short_in_every_branch():
+    for ev in (published_case(), PatientEvidence(), PatientEvidence(reports=[ct(finding(Concept.SPLENOMEGALY))])):
+        assert len(summary_line(evaluate(ev, True))) < 140
+
+
+def test_source_links_and_override_reasons():
+    [card], _ = render(published_case())
+    assert "ACR/EULAR" in card["source"]["label"] and card["source"]["url"].startswith("https://doi.org/")
+    assert card["links"][0]["type"] == "absolute"
+    assert all({"code", "system", "display"} <= set(r) for r in card["overrideReasons"])
+
+
+def test_read_orders_survives_garbage():
+    orders = read_orders({"resourceType": "Bundle", "entry": [None, 1, {"resource": {"resourceType": "ServiceRequest"}}]})
+    assert orders.facts == [] and orders.skipped.total == 1
