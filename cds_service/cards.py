@@ -142,7 +142,7 @@ def _context(evidence: PatientEvidence) -> list[str]:
         lines.append(f"Immunomodulator therapy: {', '.join(immuno)}.")
     if evidence.has_condition(ConditionKind.IGG4_RD):
         lines.append("IgG4-related disease is already on the problem list.")
-    labs = []
+    labs: list[str] = []
     for code, name in codes.CONTEXT_LABS.items():
         results = evidence.lab(code)
         if results and results[0].value is not None and name not in {lab.split(" ")[0] for lab in labs}:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from typing import Final
@@ -519,9 +520,12 @@ def _eosinophilia(evidence: PatientEvidence) -> list[Evidence]:
         for r in evidence.lab(*codes.EOS_ABSOLUTE)
         if r.value is not None and r.value > EOSINOPHILIA_LIMIT
     ]
-    wbc_by_date = {r.effective: r for r in evidence.lab(codes.WBC) if r.value is not None and r.effective}
+    # A percentage counts only with a WBC drawn the same day.
+    wbc_by_date: dict[date, LabResult] = {
+        r.effective: r for r in evidence.lab(codes.WBC) if r.value is not None and r.effective is not None
+    }
     for pct in evidence.lab(codes.EOS_PERCENT):
-        wbc = wbc_by_date.get(pct.effective)
+        wbc = wbc_by_date.get(pct.effective) if pct.effective is not None else None
         if pct.value is None or wbc is None or wbc.value is None:
             continue
         absolute = pct.value / 100 * wbc.value
@@ -583,14 +587,14 @@ def _exclusions(evidence: PatientEvidence, presumed_cca: bool) -> list[Exclusion
         f for _r, f in findings_of(reports, OTHER_ORGAN_CONCEPTS, ReportKind.IMAGING) if f.affirmed
     ]
     if ibd and not other_organs:
-        label = {
+        ibd_names = {
             ConditionKind.ULCERATIVE_COLITIS: "ulcerative colitis",
             ConditionKind.CROHNS_DISEASE: "Crohn's disease",
         }
         add(
             "ibd-pancreatobiliary-only",
             ExclusionStatus.PRESENT,
-            [Evidence(c.reference, _date(c.onset), label[c.kind]) for c in ibd],
+            [Evidence(c.reference, _date(c.onset), ibd_names[c.kind]) for c in ibd],
         )
     return out
 

@@ -29,7 +29,9 @@ class Dependencies:
     def from_settings(cls, settings: Settings, fetcher: Fetcher | None = None) -> Dependencies:
         """Build from settings. Without a trust file and outside dev mode, every hook call is refused."""
         if settings.trust_file is None and not settings.dev_mode:
-            log.warning("no trust file configured: hook and feedback calls are refused (discovery stays open)")
+            log.warning(
+                "no trust file configured: hook and feedback calls are refused (discovery stays open)"
+            )
             return cls(settings, None, fetcher)
         return cls(settings, build_authenticator(settings), fetcher)
 

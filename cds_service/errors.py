@@ -1,12 +1,12 @@
 """The service's exception tree. Exceptions carry data; only the web edge turns them into HTTP responses.
 
-    CDSError
-    ├── RequestError          the caller sent something the service cannot use (400)
-    │   └── HookMismatchError the request's hook is not the one the service answers (400)
-    ├── AuthenticationError   the caller's JWT is missing or fails verification (bare 401)
-    ├── UnknownServiceError   no service with that id (404)
-    ├── PayloadTooLargeError  body over the configured limit (413)
-    └── DataUnavailableError  data the decision needs is missing and cannot be fetched (412)
+CDSError
+├── RequestError          the caller sent something the service cannot use (400)
+│   └── HookMismatchError the request's hook is not the one the service answers (400)
+├── AuthenticationError   the caller's JWT is missing or fails verification (bare 401)
+├── UnknownServiceError   no service with that id (404)
+├── PayloadTooLargeError  body over the configured limit (413)
+└── DataUnavailableError  data the decision needs is missing and cannot be fetched (412)
 """
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ class DataUnavailableError(CDSError):
     def __init__(self, failed: list[FailedQuery]) -> None:
         self.failed = failed
         super().__init__(
-            "; ".join(f"prefetch '{f.key}' unavailable: {f.reason}" for f in failed) or "required data missing"
+            "; ".join(f"prefetch '{f.key}' unavailable: {f.reason}" for f in failed)
+            or "required data missing"
         )
 
 

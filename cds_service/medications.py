@@ -77,7 +77,9 @@ def extract_medications(resources: list[Any]) -> list[MedicationFact]:
             if found is not None:
                 kind, name = found
                 reference = (
-                    f"{resource.get_resource_type()}/{resource.id}" if resource.id else resource.get_resource_type()
+                    f"{resource.get_resource_type()}/{resource.id}"
+                    if resource.id
+                    else resource.get_resource_type()
                 )
                 facts.append(MedicationFact(kind, reference, name, resource.status not in INACTIVE_STATUSES))
     return facts

@@ -273,16 +273,21 @@ _AORTA_LOC = _c(
     r"|\baorto-?iliac\b|\bthoracic(?=\s+(?:peri)?aortitis)|\baort(?:a|ic)\b)"
 )
 _AORTA_ABN = _c(
-    r"(?P<wall>\b(?:wall|mural)\s+thickening\b|\bthickened\s+wall\b|\baortitis\b)"
+    r"(?P<wall>\b(?:wall|mural)\s+thickening\b|\bthickened\s+wall\b|\bthickening\s+of\s+the\s+(?:aortic\s+)?wall\b"
+    r"|\baortitis\b)"
     r"|(?P<peri>\bperi-?aort(?:ic|itis)\b(?:\s+soft[- ]tissue)?|\bretroperitoneal\s+fibrosis\b"
     r"|\bsoft[- ]tissue\s+(?:cuff|mantle|rind|sheath|surrounding|around|encasing)\b"
     r"|\b(?:periarterial|circumferential|anterolateral)\s+soft[- ]tissue\b|\bencas\w+)"
 )
 _THORACIC_WORDS = _c(r"\b(?:thoracic|ascending|descending|arch|root)\b")
-_ABDOMINAL_WORDS = _c(r"\b(?:abdominal|infrarenal|juxtarenal|suprarenal|pararenal|bifurcation|iliac|aorto-?iliac)\b")
+_ABDOMINAL_WORDS = _c(
+    r"\b(?:abdominal|infrarenal|juxtarenal|suprarenal|pararenal|bifurcation|iliac|aorto-?iliac)\b"
+)
 
 # --- chest ----------------------------------------------------------------------------------------
-_CHEST_LOC = _c(r"(?P<pbv>\b(?:peri)?bronchovascular\b|\binterlobular\b|\bseptal\b)|(?P<pvb>\bparavertebral\b)")
+_CHEST_LOC = _c(
+    r"(?P<pbv>\b(?:peri)?bronchovascular\b|\binterlobular\b|\bseptal\b)|(?P<pvb>\bparavertebral\b)"
+)
 _CHEST_ABN = _c(r"(?P<thick>\bthicken\w*)|(?P<st>\bsoft[- ]tissue\b|\bband(?:-like)?\b)")
 
 
@@ -398,7 +403,7 @@ def _family_mentions(sentence: str, fam: _Family) -> list[_Mention]:
                     break
                 # another ABN of the family between them: that one owns this LOC
                 between = bisect.bisect_right(abn_starts, lo) < bisect.bisect_left(abn_starts, hi)
-                if between and not (0 <= ai < len(abns) and abns[ai].start() >= lo):
+                if between and not (0 <= ai < len(abns) and abn.start() >= lo):
                     break
                 key = (_kind(loc), loc.group(0).lower() if fam.by_text else "", side)
                 chosen.setdefault(key, loc)
@@ -413,12 +418,19 @@ def _family_mentions(sentence: str, fam: _Family) -> list[_Mention]:
             if resolved is None:
                 continue
             concept, detail = resolved
-            plural = bool(fam.paired and (_GLAND_PLURAL.match(sentence[loc.end() :]) or loc.group(0).lower().endswith(("kidneys",))))
-            if fam.paired and not plural and loc.group(0).lower() in ("renal", "cortex", "cortical"):
-                plural = bool(re.match(r"\s+(?:\w+\s+){0,2}?(?:of|in)\s+(?:the\s+)?kidneys\b", sentence[loc.end() :], _I))
-            out.append(
-                _Mention(concept, start, end, (loc.start(), loc.end()), plural, fam.paired, detail)
+            plural = bool(
+                fam.paired
+                and (
+                    _GLAND_PLURAL.match(sentence[loc.end() :]) or loc.group(0).lower().endswith(("kidneys",))
+                )
             )
+            if fam.paired and not plural and loc.group(0).lower() in ("renal", "cortex", "cortical"):
+                plural = bool(
+                    re.match(
+                        r"\s+(?:\w+\s+){0,2}?(?:of|in)\s+(?:the\s+)?kidneys\b", sentence[loc.end() :], _I
+                    )
+                )
+            out.append(_Mention(concept, start, end, (loc.start(), loc.end()), plural, fam.paired, detail))
     return out
 
 
@@ -448,7 +460,9 @@ def _aorta_mentions(sentence: str) -> list[_Mention]:
         if thoracic:
             out.append(_Mention(Concept.THORACIC_AORTA, start, end))
         if abdominal or not thoracic:
-            concept = Concept.ABDOMINAL_AORTIC_WALL_THICKENING if kind == "wall" else Concept.PERIAORTIC_SOFT_TISSUE
+            concept = (
+                Concept.ABDOMINAL_AORTIC_WALL_THICKENING if kind == "wall" else Concept.PERIAORTIC_SOFT_TISSUE
+            )
             out.append(_Mention(concept, start, end))
     return out
 
@@ -462,9 +476,13 @@ def _mentions(sentence: str) -> list[_Mention]:
         out.extend(_Mention(concept, m.start(), m.end(), detail=detail) for m in pattern.finditer(sentence))
     for m in _CCA_RE.finditer(sentence):
         hedged = Assertion.UNCERTAIN if (m.group("hedge") or "").lower().endswith("appearing") else None
-        out.append(_Mention(Concept.CHOLANGIOCARCINOMA, m.start(), m.end(), forced=hedged, extra=[Concept.CARCINOMA]))
+        out.append(
+            _Mention(Concept.CHOLANGIOCARCINOMA, m.start(), m.end(), forced=hedged, extra=[Concept.CARCINOMA])
+        )
     if _PANCREAS_WORD.search(sentence):
-        out.extend(_Mention(Concept.PANCREAS_CAPSULE_RIM, m.start(), m.end()) for m in _RIM_RE.finditer(sentence))
+        out.extend(
+            _Mention(Concept.PANCREAS_CAPSULE_RIM, m.start(), m.end()) for m in _RIM_RE.finditer(sentence)
+        )
     return out
 
 
@@ -475,7 +493,9 @@ def _mentions(sentence: str) -> list[_Mention]:
 _NEG, _UNC, _HYP, _HIST, _PSEUDO, _PRESENT = "neg", "unc", "hyp", "hist", "pseudo", "present"
 _PRE, _POST, _BOTH = "pre", "post", "both"
 _EXAMS = r"(?:CT|MRI|MR|MRCP|ERCP|EUS|PET(?:/CT)?|US|ultrasound|study|studies|exam\w*|imaging|scans?|biops(?:y|ies))"
-_SEEN = r"(?:seen|identified|visualized|visualised|present|evident|demonstrated|appreciated|detected|found|noted)"
+_SEEN = (
+    r"(?:seen|identified|visualized|visualised|present|evident|demonstrated|appreciated|detected|found|noted)"
+)
 
 # (pattern, type, direction, token window)
 _CUE_SPECS: tuple[tuple[str, str, str, int], ...] = (

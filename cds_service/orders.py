@@ -112,5 +112,7 @@ def classify_order(resource: Any, cca_condition_refs: frozenset[str] = frozenset
     if reason:
         actions.add(OrderAction.REASON)
         label = label or "order with reason cholangiocarcinoma or biliary stricture"
-    reference = f"{resource.get_resource_type()}/{resource.id}" if resource.id else resource.get_resource_type()
+    reference = (
+        f"{resource.get_resource_type()}/{resource.id}" if resource.id else resource.get_resource_type()
+    )
     return DraftOrderFacts(reference, frozenset(actions), reason, label)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from functools import cache
-from typing import Final
+from typing import Any, Final
 
 import pint
 
@@ -50,7 +50,7 @@ _ALIASES: Final[dict[str, str]] = {
 
 
 @cache
-def _registry() -> pint.UnitRegistry:
+def _registry() -> pint.UnitRegistry[Any]:
     # Built once, lazily: creating a registry costs a few hundred milliseconds.
     return pint.UnitRegistry(cache_folder=None)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from jsonschema import Draft202012Validator
 
 from cds_service.app import create_app
 from cds_service.settings import Settings
@@ -39,8 +40,6 @@ def schema() -> dict:
 @pytest.fixture(scope="session")
 def validate(schema: dict):
     """Validate an instance against one definition of the CDS Hooks 2.0.1 schema."""
-    from jsonschema import Draft202012Validator
-
     def check(instance: object, definition: str) -> None:
         wrapper = {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"}
         errors = sorted(Draft202012Validator(wrapper).iter_errors(instance), key=lambda e: list(e.path))

@@ -59,7 +59,11 @@ def test_observation_template_asks_for_the_spec_loinc_codes_newest_first(client)
 
 
 def test_order_sign_gives_a_warning_card(client, validate):
-    response = post(client, "order-sign", hook_request(orders=[HEPATECTOMY], conditions=[CCA], observations=[IGG4_HIGH], reports=[CT]))
+    response = post(
+        client,
+        "order-sign",
+        hook_request(orders=[HEPATECTOMY], conditions=[CCA], observations=[IGG4_HIGH], reports=[CT]),
+    )
     assert response.status_code == 200
     validate(response.json(), "response")
     [card] = response.json()["cards"]
@@ -68,7 +72,9 @@ def test_order_sign_gives_a_warning_card(client, validate):
 
 
 def test_order_select_answers_like_order_sign(client, validate):
-    body = hook_request("order-select", orders=[HEPATECTOMY], conditions=[CCA], observations=[IGG4_HIGH], reports=[CT])
+    body = hook_request(
+        "order-select", orders=[HEPATECTOMY], conditions=[CCA], observations=[IGG4_HIGH], reports=[CT]
+    )
     body["context"]["selections"] = [f"ServiceRequest/{HEPATECTOMY['id']}"]
     response = post(client, "order-select", body)
     assert response.status_code == 200
@@ -77,7 +83,11 @@ def test_order_select_answers_like_order_sign(client, validate):
 
 
 def test_patient_view_needs_no_order(client, validate):
-    response = post(client, "patient-view", hook_request("patient-view", conditions=[CCA], observations=[IGG4_HIGH], reports=[CT]))
+    response = post(
+        client,
+        "patient-view",
+        hook_request("patient-view", conditions=[CCA], observations=[IGG4_HIGH], reports=[CT]),
+    )
     assert response.status_code == 200
     validate(response.json(), "response")
     assert [c["indicator"] for c in response.json()["cards"]] == ["warning"]
@@ -93,7 +103,9 @@ def test_routine_order_answers_at_once_without_patient_data(client):
 
 
 def test_no_presumption_no_card(client):
-    response = post(client, "order-sign", hook_request(orders=[service_request("47130")], observations=[IGG4_HIGH]))
+    response = post(
+        client, "order-sign", hook_request(orders=[service_request("47130")], observations=[IGG4_HIGH])
+    )
     assert response.json() == {"cards": []}
 
 
@@ -101,7 +113,9 @@ def test_no_presumption_no_card(client):
 
 
 def test_absent_required_key_without_fhir_server_is_412(client):
-    response = post(client, "order-sign", hook_request(orders=[HEPATECTOMY], conditions=[CCA], omit=("reports",)))
+    response = post(
+        client, "order-sign", hook_request(orders=[HEPATECTOMY], conditions=[CCA], omit=("reports",))
+    )
     assert response.status_code == 412
     outcome = response.json()
     assert outcome["resourceType"] == "OperationOutcome"
@@ -119,7 +133,10 @@ def test_null_key_means_no_data(client):
 
 def test_operation_outcome_for_required_key_is_412_and_not_refetched(client):
     body = hook_request(orders=[HEPATECTOMY], conditions=[CCA], reports=[CT])
-    body["prefetch"]["observations"] = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]}
+    body["prefetch"]["observations"] = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "timeout"}],
+    }
     body["fhirServer"] = "http://127.0.0.1:9/fhir"  # would refuse connections if it were called
     response = post(client, "order-sign", body)
     assert response.status_code == 412
@@ -128,7 +145,10 @@ def test_operation_outcome_for_required_key_is_412_and_not_refetched(client):
 
 def test_failed_optional_key_degrades_the_card(client):
     body = hook_request(orders=[HEPATECTOMY], conditions=[CCA], observations=[IGG4_HIGH], reports=[CT])
-    body["prefetch"]["medicationRequests"] = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "exception"}]}
+    body["prefetch"]["medicationRequests"] = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "exception"}],
+    }
     response = post(client, "order-sign", body)
     assert response.status_code == 200
     assert "Incomplete data" in response.json()["cards"][0]["detail"]
@@ -136,7 +156,9 @@ def test_failed_optional_key_degrades_the_card(client):
 
 def test_malformed_resource_is_skipped_and_the_call_goes_on(client):
     broken = {"resourceType": "Observation", "status": 42, "code": "not a CodeableConcept"}
-    body = hook_request(orders=[HEPATECTOMY], conditions=[CCA], observations=[IGG4_HIGH, broken], reports=[CT])
+    body = hook_request(
+        orders=[HEPATECTOMY], conditions=[CCA], observations=[IGG4_HIGH, broken], reports=[CT]
+    )
     body["prefetch"]["conditions"]["entry"].append({"resource": {"resourceType": "Condition", "code": []}})
     body["prefetch"]["reports"]["entry"].append("garbage")
     response = post(client, "order-sign", body)
@@ -145,7 +167,9 @@ def test_malformed_resource_is_skipped_and_the_call_goes_on(client):
 
 
 def test_record_text_is_escaped_in_the_card(client):
-    hostile = report("<img src=x onerror=alert(1)> Diffuse enlargement of the pancreas [x](javascript:alert(1)).")
+    hostile = report(
+        "<img src=x onerror=alert(1)> Diffuse enlargement of the pancreas [x](javascript:alert(1))."
+    )
     body = hook_request(orders=[HEPATECTOMY], conditions=[CCA], observations=[IGG4_HIGH], reports=[hostile])
     detail = post(client, "order-sign", body).json()["cards"][0]["detail"]
     assert "<img" not in detail and "](javascript" not in detail
@@ -167,7 +191,9 @@ def test_record_text_is_escaped_in_the_card(client):
     ],
 )
 def test_bad_requests_are_400_with_the_field(client, raw, status, field):
-    response = client.post("/cds-services/igg4rd-order-sign", content=raw, headers={"Content-Type": "application/json"})
+    response = client.post(
+        "/cds-services/igg4rd-order-sign", content=raw, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == status
     issue = response.json()["issue"][0]
     assert issue["expression"] == [field]
@@ -201,7 +227,13 @@ def _reference_requests():
         elif set(data) == {"context"}:  # hooks library and spec context examples: wrap them in a request
             hook = next((h for h in SERVICE_FOR_HOOK if name.startswith(h)), None)
             hook = hook or ("patient-view" if "patientId-only" in name else "order-sign")
-            found.append(pytest.param(hook, {"hook": hook, "hookInstance": "11111111-2222-4333-8444-555555555555", **data}, id=name))
+            found.append(
+                pytest.param(
+                    hook,
+                    {"hook": hook, "hookInstance": "11111111-2222-4333-8444-555555555555", **data},
+                    id=name,
+                )
+            )
     return found
 
 

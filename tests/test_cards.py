@@ -11,13 +11,31 @@ import pytest
 from cds_service.assessment import Assessment, read_orders
 from cds_service.cards import EXTENSION_KEY, render_cards, summary_line
 from cds_service.criteria import Domain, evaluate
-from cds_service.evidence import ConditionFact, ConditionKind, LabResult, PatientEvidence, ReportFacts, ReportKind, UlnSource
+from cds_service.evidence import (
+    ConditionFact,
+    ConditionKind,
+    LabResult,
+    PatientEvidence,
+    ReportFacts,
+    ReportKind,
+    UlnSource,
+)
 from cds_service.findings import Assertion, Concept, Laterality, TextFinding
 from cds_service.presumption import Indicator, Presumption, choose_indicator
 
 
 def igg4(value, high="1.35", source=UlnSource.REFERENCE_HIGH):
-    return LabResult("2469-5", "Observation/igg4", date(2026, 9, 1), "g/L", Decimal(value), None, Decimal(high), source, original=f"{value} g/L")
+    return LabResult(
+        "2469-5",
+        "Observation/igg4",
+        date(2026, 9, 1),
+        "g/L",
+        Decimal(value),
+        None,
+        Decimal(high),
+        source,
+        original=f"{value} g/L",
+    )
 
 
 def ct(*findings):
@@ -33,14 +51,21 @@ AS = ConditionFact(ConditionKind.ANKYLOSING_SPONDYLITIS, "Condition/as", True, "
 
 def render(evidence: PatientEvidence):
     result = evaluate(evidence, presumed_cca=True)
-    assessment = Assessment(choose_indicator(result, evidence), Presumption(("Condition/cca",), ()), [], evidence, result)
+    assessment = Assessment(
+        choose_indicator(result, evidence), Presumption(("Condition/cca",), ()), [], evidence, result
+    )
     return render_cards(assessment, "p1"), result
 
 
 def published_case():
     ev = PatientEvidence(
-        reports=[ct(finding(Concept.BILIARY_PROXIMAL), finding(Concept.PANCREAS_DIFFUSE_ENLARGEMENT),
-                    finding(Concept.RENAL_CORTEX_LOW_DENSITY, laterality=Laterality.BILATERAL))],
+        reports=[
+            ct(
+                finding(Concept.BILIARY_PROXIMAL),
+                finding(Concept.PANCREAS_DIFFUSE_ENLARGEMENT),
+                finding(Concept.RENAL_CORTEX_LOW_DENSITY, laterality=Laterality.BILATERAL),
+            )
+        ],
         conditions=[AS],
     )
     ev.labs["2469-5"] = [igg4("2.430", "0.864")]
@@ -60,10 +85,22 @@ def _walk(value, path=""):
 def test_published_case_card():
     [card], _ = render(published_case())
     assert card["indicator"] == "warning"
-    assert card["summary"] == "Consider IgG4-related disease before presuming cholangiocarcinoma: ACR/EULAR 35 points (≥ 20)"
+    assert (
+        card["summary"]
+        == "Consider IgG4-related disease before presuming cholangiocarcinoma: ACR/EULAR 35 points (≥ 20)"
+    )
     assert len(card["summary"]) < 140
     ext = card["extension"][EXTENSION_KEY]
-    assert set(ext) == {"criteria", "classification", "total", "threshold", "maximumPossible", "entryCriterion", "domains", "exclusions"}
+    assert set(ext) == {
+        "criteria",
+        "classification",
+        "total",
+        "threshold",
+        "maximumPossible",
+        "entryCriterion",
+        "domains",
+        "exclusions",
+    }
     assert set(ext["domains"]) == {d.value for d in Domain}
     for d in ext["domains"].values():
         assert set(d) == {"points", "assessed", "item", "evidence"}
@@ -97,7 +134,9 @@ def test_igg4_not_measured_suggests_igg4_and_complement():
 
 
 def test_mildly_raised_igg4_suggests_igg1_for_the_ratio():
-    ev = PatientEvidence(reports=[ct(finding(Concept.BILIARY_PROXIMAL), finding(Concept.RENAL_PELVIS_THICKENING))])
+    ev = PatientEvidence(
+        reports=[ct(finding(Concept.BILIARY_PROXIMAL), finding(Concept.RENAL_PELVIS_THICKENING))]
+    )
     ev.labs["2469-5"] = [igg4("1.6")]
     [card], _ = render(ev)
     codes = [a["resource"]["code"]["coding"][0]["code"] for s in card["suggestions"] for a in s["actions"]]
@@ -114,7 +153,12 @@ def test_default_uln_is_disclosed():
 
 @pytest.mark.parametrize(
     ("ratio_value", "excluded", "indicator"),
-    [("5.5", False, Indicator.WARNING), ("5.5", True, Indicator.INFO), ("5.4", False, Indicator.INFO), ("1.0", False, Indicator.NONE)],
+    [
+        ("5.5", False, Indicator.WARNING),
+        ("5.5", True, Indicator.INFO),
+        ("5.4", False, Indicator.INFO),
+        ("1.0", False, Indicator.NONE),
+    ],
 )
 def test_igg4_above_four_times_uln_warns_unless_excluded(ratio_value, excluded, indicator):
     # ULN 1.35: 5.5 g/L is 4.07 x ULN, 5.4 is exactly 4 x (not above it).
@@ -142,7 +186,11 @@ def test_wording_is_consider_never_a_diagnosis():
 
 
 def test_summary_stays_short_in_every_branch():
-    for ev in (published_case(), PatientEvidence(), PatientEvidence(reports=[ct(finding(Concept.SPLENOMEGALY))])):
+    for ev in (
+        published_case(),
+        PatientEvidence(),
+        PatientEvidence(reports=[ct(finding(Concept.SPLENOMEGALY))]),
+    ):
         assert len(summary_line(evaluate(ev, True))) < 140
 
 
@@ -154,5 +202,7 @@ def test_source_links_and_override_reasons():
 
 
 def test_read_orders_survives_garbage():
-    orders = read_orders({"resourceType": "Bundle", "entry": [None, 1, {"resource": {"resourceType": "ServiceRequest"}}]})
+    orders = read_orders(
+        {"resourceType": "Bundle", "entry": [None, 1, {"resource": {"resourceType": "ServiceRequest"}}]}
+    )
     assert orders.facts == [] and orders.skipped.total == 1

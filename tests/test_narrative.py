@@ -23,7 +23,9 @@ Triple = tuple[str, str, str | None]
 
 
 def _triples(findings: list[TextFinding]) -> set[Triple]:
-    return {(f.concept.value, f.assertion.value, f.laterality.value if f.laterality else None) for f in findings}
+    return {
+        (f.concept.value, f.assertion.value, f.laterality.value if f.laterality else None) for f in findings
+    }
 
 
 def _expected(row: dict[str, object]) -> set[Triple]:
@@ -106,11 +108,16 @@ def test_immunostain_numbers(text, ratio, cells):
 
 
 def test_igg4_related_is_not_an_immunostain():
-    assert not extract_findings("Findings favour IgG4-related sclerosing cholangitis; check serum IgG4 level.")
+    assert not extract_findings(
+        "Findings favour IgG4-related sclerosing cholangitis; check serum IgG4 level."
+    )
 
 
 def test_pathology_other_detail():
-    found = {f.detail for f in extract_findings("Negative for granulomas, necrosis or vasculitis. ALK is positive.")}
+    found = {
+        f.detail
+        for f in extract_findings("Negative for granulomas, necrosis or vasculitis. ALK is positive.")
+    }
     assert found == {"granulomatous", "necrosis", "necrotizing-vasculitis", "imt"}
 
 
@@ -177,7 +184,17 @@ def test_thoracic_aorta_never_retroperitoneum():
 
 @pytest.mark.parametrize(
     "text",
-    ["", "   ", "\n\n\n", ".", "....;;;:::", "\x00\x01\x02 \ufffd", "a" * 50_000, "no " * 10_000, "1. 2. 3. 4."],
+    [
+        "",
+        "   ",
+        "\n\n\n",
+        ".",
+        "....;;;:::",
+        "\x00\x01\x02 \ufffd",
+        "a" * 50_000,
+        "no " * 10_000,
+        "1. 2. 3. 4.",
+    ],
 )
 def test_garbage_never_raises(text):
     assert isinstance(extract_findings(text), list)
