@@ -86,7 +86,8 @@ def _domain_table(result: CriteriaResult) -> list[str]:
     for domain in Domain:
         score = result.domains[domain]
         points = str(score.points) if score.assessed else "not assessed"
-        evidence = "; ".join(_evidence_text(e) for e in score.evidence[:3])
+        unique = list(dict.fromkeys((e.reference, e.date, e.text, e.is_record_text) for e in score.evidence))
+        evidence = "; ".join(_evidence_text(Evidence(*e)) for e in unique[:3])
         finding = escape(score.item, limit=120) + (f": {evidence}" if evidence else "")
         lines.append(f"| {DOMAIN_LABELS[domain]} | {points} | {finding} |")
     lines.append(

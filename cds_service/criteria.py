@@ -535,7 +535,15 @@ def _eosinophilia(evidence: PatientEvidence) -> list[Evidence]:
     return found
 
 
-def _exclusions(evidence: PatientEvidence, presumed_cca: bool) -> list[ExclusionResult]:
+def _exclusions(
+    evidence: PatientEvidence, presumed_cca: bool, tissue_explains: bool
+) -> list[ExclusionResult]:
+    """Exclusions found present or unresolved.
+
+    ``tissue_explains``: tissue shows IgG4-RD histology or immunostaining, so the suspicious lesion has been
+    investigated. A biopsy without such findings (non-diagnostic, benign) leaves it unresolved: a negative
+    biopsy does not exclude cholangiocarcinoma.
+    """
     reports = evidence.reports
     pathology = [r for r in reports if r.kind is ReportKind.PATHOLOGY]
     out: list[ExclusionResult] = []
@@ -557,8 +565,7 @@ def _exclusions(evidence: PatientEvidence, presumed_cca: bool) -> list[Exclusion
     for exclusion_id, loinc, label in serology:
         if positives := [r for r in evidence.lab(*loinc) if r.positive]:
             add(exclusion_id, ExclusionStatus.PRESENT, _lab_evidence(positives, f"{label} positive"))
-    tissue = any(r.kind is ReportKind.PATHOLOGY for r in reports)
-    if presumed_cca and not tissue:
+    if presumed_cca and not tissue_explains:
         add("suspicious-radiology", ExclusionStatus.UNRESOLVED, [])
     for exclusion_id, concept in (
         ("rapid-progression", Concept.RAPID_PROGRESSION),
@@ -627,6 +634,6 @@ def evaluate(evidence: PatientEvidence, presumed_cca: bool) -> CriteriaResult:
     return CriteriaResult(
         entry=_entry(evidence, presumed_cca),
         domains={s.domain: s for s in scores},
-        exclusions=_exclusions(evidence, presumed_cca),
+        exclusions=_exclusions(evidence, presumed_cca, tissue_explains=histo.points > 0 or stain.points > 0),
         igg4=summary,
     )

@@ -279,6 +279,7 @@ _AORTA_ABN = _c(
     r"|\bsoft[- ]tissue\s+(?:cuff|mantle|rind|sheath|surrounding|around|encasing)\b"
     r"|\b(?:periarterial|circumferential|anterolateral)\s+soft[- ]tissue\b|\bencas\w+)"
 )
+_SELF_LOCATED_PERI = _c(r"peri-?aort|retroperitoneal\s+fibrosis")
 _THORACIC_WORDS = _c(r"\b(?:thoracic|ascending|descending|arch|root)\b")
 _ABDOMINAL_WORDS = _c(
     r"\b(?:abdominal|infrarenal|juxtarenal|suprarenal|pararenal|bifurcation|iliac|aorto-?iliac)\b"
@@ -455,8 +456,8 @@ def _aorta_mentions(sentence: str) -> list[_Mention]:
         kind = _kind(abn)
         if kind == "wall" and not any_loc and "aort" not in abn.group(0).lower():
             continue  # wall thickening of something that is not the aorta
-        if kind == "peri" and not any_loc and abn.group(0).lower().startswith("encas"):
-            continue
+        if kind == "peri" and not any_loc and not _SELF_LOCATED_PERI.match(abn.group(0)):
+            continue  # soft tissue around or encasing another vessel (hepatic artery, portal vein, duct)
         if thoracic:
             out.append(_Mention(Concept.THORACIC_AORTA, start, end))
         if abdominal or not thoracic:

@@ -40,6 +40,7 @@ def schema() -> dict:
 @pytest.fixture(scope="session")
 def validate(schema: dict):
     """Validate an instance against one definition of the CDS Hooks 2.0.1 schema."""
+
     def check(instance: object, definition: str) -> None:
         wrapper = {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"}
         errors = sorted(Draft202012Validator(wrapper).iter_errors(instance), key=lambda e: list(e.path))

@@ -464,5 +464,10 @@ def test_ibd_exclusion_only_with_pancreatobiliary_only_disease():
 
 def test_suspicious_radiology_unresolved_until_tissue():
     assert _ids(evaluate(evidence(), presumed_cca=True)).get("suspicious-radiology") == "unresolved"
-    assert "suspicious-radiology" not in _ids(evaluate(evidence(pathology()), presumed_cca=True))
+    # A biopsy without IgG4-RD findings does not settle it; one with them does.
+    assert (
+        _ids(evaluate(evidence(pathology()), presumed_cca=True)).get("suspicious-radiology") == "unresolved"
+    )
+    explained = evidence(pathology(f(Concept.LYMPHOPLASMACYTIC_INFILTRATE), f(Concept.STORIFORM_FIBROSIS)))
+    assert "suspicious-radiology" not in _ids(evaluate(explained, presumed_cca=True))
     assert "suspicious-radiology" not in _ids(evaluate(evidence(), presumed_cca=False))
