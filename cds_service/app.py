@@ -31,6 +31,7 @@ from cds_service.errors import (
     UnknownServiceError,
 )
 from cds_service.feedback import parse_feedback
+from cds_service.fhir_client import PrefetchFetcher
 from cds_service.logs import configure_logging
 from cds_service.outcomes import error_outcome, operation_outcome
 from cds_service.service import Fetcher, HookOutcome, handle_hook
@@ -93,7 +94,7 @@ def create_app(
     """
     settings = settings or get_settings()
     configure_logging(settings.log_level)
-    deps = Dependencies.from_settings(settings, fetcher)
+    deps = Dependencies.from_settings(settings, fetcher if fetcher is not None else PrefetchFetcher(settings))
     if settings.dev_mode:
         logger.warning(
             "local development mode: unauthenticated calls accepted, loopback FHIR servers allowed"
@@ -158,11 +159,14 @@ def create_app(
         started = time.perf_counter()
         if service_id not in SERVICES_BY_ID:
             raise UnknownServiceError(f"no CDS service with id '{service_id}'")
-        deps.authenticate(request.headers.get("authorization"), _public_url(request, settings))
+        caller = deps.authenticate(request.headers.get("authorization"), _public_url(request, settings))
         body = await _read_body(request, settings.max_body_bytes)
-        outcome = await run_in_threadpool(
-            partial(handle_hook, today=today() if today else None), service_id, body, settings, deps.fetcher
+        run = partial(
+            handle_hook,
+            allowed_bases=caller.allowed_fhir_bases if caller else (),
+            today=today() if today else None,
         )
+        outcome = await run_in_threadpool(run, service_id, body, settings, deps.fetcher)
         if outcome.cards:
             background.add_task(_record_cards, deps, service_id, outcome, _patient_reference(outcome, body))
         logger.info(

@@ -53,6 +53,9 @@ class Dependencies:
 
     def close(self) -> None:
         """Release pooled connections."""
+        close_fetcher = getattr(self.fetcher, "close", None)
+        if callable(close_fetcher):
+            close_fetcher()
         with self._store_lock:
             if self._store is not None:
                 self._store.close()

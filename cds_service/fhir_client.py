@@ -443,9 +443,12 @@ class PrefetchFetcher:
         self.fetcher.close()
 
     def fetch_missing(
-        self, request: HookRequest, keys: list[str], deadline: float
+        self, request: HookRequest, keys: list[str], deadline: float, allowed_bases: tuple[str, ...] = ()
     ) -> tuple[dict[str, Any], dict[str, str]]:
-        """Return (key -> data) for what was fetched and (key -> reason) for what failed."""
+        """Return (key -> data) for what was fetched and (key -> reason) for what failed.
+
+        ``allowed_bases``: FHIR bases the authenticated caller may name, on top of the deployment's list.
+        """
         patient_id = request.patient_id
         server = request.fhir_server
         unknown = [k for k in keys if k not in QUERIES_BY_KEY]
@@ -456,7 +459,8 @@ class PrefetchFetcher:
         if not server or not patient_id:
             failures.update(dict.fromkeys(wanted, "no fhirServer or context.patientId"))
             return {}, failures
-        if not is_allowed_base(server, self.settings.allowed_fhir_bases, self.settings.dev_mode):
+        allowed = [*self.settings.allowed_fhir_bases, *allowed_bases]
+        if not is_allowed_base(server, allowed, self.settings.dev_mode):
             log.warning(
                 "fhir fetch refused: fhirServer not in allowed_fhir_bases (keys=%s)", ",".join(wanted)
             )

@@ -32,9 +32,12 @@ class Fetcher(Protocol):
     """Fetches absent prefetch keys from the client's FHIR server (see :mod:`cds_service.fhir_client`)."""
 
     def fetch_missing(
-        self, request: HookRequest, keys: list[str], deadline: float
+        self, request: HookRequest, keys: list[str], deadline: float, allowed_bases: tuple[str, ...] = ()
     ) -> tuple[dict[str, Any], dict[str, str]]:
-        """Return (key -> data) for what was fetched and (key -> reason) for what failed."""
+        """Return (key -> data) for what was fetched and (key -> reason) for what failed.
+
+        ``allowed_bases`` adds FHIR bases the authenticated caller may name to the deployment's own list.
+        """
         ...
 
 
@@ -68,7 +71,11 @@ class _Clock:
 
 
 def gather_data(
-    request: HookRequest, settings: Settings, fetcher: Fetcher | None, deadline: float
+    request: HookRequest,
+    settings: Settings,
+    fetcher: Fetcher | None,
+    deadline: float,
+    allowed_bases: tuple[str, ...] = (),
 ) -> tuple[dict[str, Any], set[str], list[str]]:
     """Prefetch data plus whatever could be fetched for absent keys.
 
@@ -81,7 +88,7 @@ def gather_data(
     fetched: list[str] = []
     if prefetch.absent:
         if fetcher is not None and request.fhir_server and request.patient_id:
-            got, fetch_failures = fetcher.fetch_missing(request, prefetch.absent, deadline)
+            got, fetch_failures = fetcher.fetch_missing(request, prefetch.absent, deadline, allowed_bases)
             data.update(got)
             fetched = sorted(got)
             failures.update(fetch_failures)
@@ -106,6 +113,7 @@ def handle_hook(
     settings: Settings,
     fetcher: Fetcher | None = None,
     *,
+    allowed_bases: tuple[str, ...] = (),
     today: date | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> HookOutcome:
@@ -122,7 +130,7 @@ def handle_hook(
     if not needs_patient_data(request.hook, orders):
         outcome.timings_ms = timer.timings
         return outcome
-    data, unavailable, outcome.fetched = gather_data(request, settings, fetcher, deadline)
+    data, unavailable, outcome.fetched = gather_data(request, settings, fetcher, deadline, allowed_bases)
     timer.lap("fetch")
     evidence = read_evidence(data, unavailable, core_config(settings), today or datetime.now(UTC).date())
     assessment = assess(request.hook, orders, evidence)

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from servers.faulty_fhir import FaultyFhirServer, faulty_fhir_fixture  # noqa: F401 (fixture)
-from servers.fhir import FhirServer, fhir_server_fixture, free_port  # noqa: F401 (fixture)
+from servers.faulty_fhir import FaultyFhirServer
+from servers.fhir import FhirServer, free_port
 
 from cds_service import codes
 from cds_service.fhir_client import (

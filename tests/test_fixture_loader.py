@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 import requests
-from servers.faulty_fhir import FaultyFhirServer, faulty_fhir_fixture  # noqa: F401 (fixture)
-from servers.fhir import FhirServer, fhir_server_fixture, free_port  # noqa: F401 (fixture)
+from servers.faulty_fhir import FaultyFhirServer
+from servers.fhir import FhirServer, free_port
 
 from cds_service.fixture_loader import LoadReport, load_bundles, main, read_fixtures
 
