@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -16,6 +17,11 @@ from cds_service.errors import CDSError
 from cds_service.outcomes import error_outcome
 
 SERVICE_FOR_HOOK = {s.hook: s.id for s in SERVICES}
+DELEGATES = {"load-fixtures": "cds_service.fixture_loader", "feedback-export": "cds_service.feedback_export"}
+DELEGATES_HELP = {
+    "load-fixtures": "load fhir_fixtures/ into a FHIR R4 server (see load-fixtures --help)",
+    "feedback-export": "export feedback with acceptance and override rates (see feedback-export --help)",
+}
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -90,26 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print the CDS Hooks response JSON instead")
     demo.set_defaults(func=_demo)
 
-    load = sub.add_parser("load-fixtures", help="load fhir_fixtures/ into a FHIR R4 server", add_help=False)
-    load.set_defaults(func=None, delegate="cds_service.fixture_loader")
-    export = sub.add_parser(
-        "feedback-export", help="export feedback with acceptance and override rates", add_help=False
-    )
-    export.set_defaults(func=None, delegate="cds_service.feedback_export")
+    # Listed for --help; main() hands their arguments to the modules that implement them.
+    for name, text in DELEGATES_HELP.items():
+        sub.add_parser(name, help=text, add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``igg4-cds`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    delegates = {
-        "load-fixtures": "cds_service.fixture_loader",
-        "feedback-export": "cds_service.feedback_export",
-    }
-    if argv and argv[0] in delegates:
-        import importlib  # noqa: PLC0415
-
-        module = importlib.import_module(delegates[argv[0]])
+    if argv and argv[0] in DELEGATES:
+        module = importlib.import_module(DELEGATES[argv[0]])
         result: int = module.main(argv[1:])
         return result
     args = build_parser().parse_args(argv)

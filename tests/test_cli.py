@@ -1,0 +1,41 @@
+import json
+
+from cds_service.cli import main
+from cds_service.fixtures import FIXTURES_DIR
+
+
+def test_demo_prints_the_card_of_a_fixture(capsys):
+    assert main(["demo", "01", "--today", "2026-11-25"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("[WARNING] Consider IgG4-related disease before presuming cholangiocarcinoma")
+    assert "Pancreas and biliary tree               19" in out
+
+
+def test_demo_of_a_request_file_as_json(capsys):
+    path = FIXTURES_DIR / "05-tissue-proven-cca" / "request.json"
+    assert main(["demo", str(path), "--json", "--today", "2026-11-25"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"cards": []}
+
+
+def test_demo_of_an_unreadable_file_fails_cleanly(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert main(["demo", str(bad)]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_demo_without_data_reports_412(tmp_path, capsys):
+    request = json.loads((FIXTURES_DIR / "01-published-case" / "request.json").read_text())
+    del request["prefetch"]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(request))
+    assert main(["demo", str(path)]) == 1
+    assert "HTTP 412" in capsys.readouterr().err
+
+
+def test_delegated_commands_have_help(capsys):
+    try:
+        main(["load-fixtures", "--help"])
+    except SystemExit as exc:
+        assert exc.code == 0
+    assert "--base-url" in capsys.readouterr().out
