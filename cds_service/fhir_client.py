@@ -186,7 +186,9 @@ def _retry_policy() -> Retry:
     return Retry(
         total=CONNECT_RETRIES,
         connect=CONNECT_RETRIES,
-        read=0,
+        # False, not 0: a read timeout is re-raised as itself (requests' ReadTimeout), where 0 would wrap it
+        # in MaxRetryError, which requests reports as a ConnectionError ("unreachable").
+        read=False,
         status=0,
         other=0,
         redirect=0,
