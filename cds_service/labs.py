@@ -61,7 +61,10 @@ def wanted_observation(raw: Mapping[str, Any]) -> bool:
     if not isinstance(codings, list):
         return False
     return any(
-        isinstance(c, Mapping) and c.get("system") == codes.LOINC and c.get("code") in codes.ALL_LABS
+        isinstance(c, Mapping)
+        and c.get("system") == codes.LOINC
+        and isinstance(c.get("code"), str)
+        and c["code"] in codes.ALL_LABS
         for c in codings
     )
 

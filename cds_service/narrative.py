@@ -29,6 +29,8 @@ import bisect
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Final
 
 from cds_service.findings import Assertion, Concept, Laterality, TextFinding
 
@@ -747,5 +749,21 @@ def extract_findings(text: str) -> list[TextFinding]:
         return []
     findings: list[TextFinding] = []
     for sentence in split_sentences(text):
-        findings.extend(_sentence_findings(sentence))
+        findings.extend(_cached_sentence_findings(sentence))
     return findings
+
+
+SENTENCE_CACHE_SIZE: Final = 8192
+
+
+@lru_cache(maxsize=SENTENCE_CACHE_SIZE)
+def _cached_sentence_findings(sentence: str) -> tuple[TextFinding, ...]:
+    # Radiology and pathology reports are full of templated sentences ("The spleen is normal in size."),
+    # and the same report comes back on every hook of a visit: reading a sentence once pays off. The cache
+    # lives in process memory only, is bounded, and TextFinding is immutable, so sharing is safe.
+    return tuple(_sentence_findings(sentence))
+
+
+def clear_cache() -> None:
+    """Forget every cached sentence (their text is record text held in process memory)."""
+    _cached_sentence_findings.cache_clear()

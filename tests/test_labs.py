@@ -136,3 +136,5 @@ def test_raw_prefilter_keeps_only_known_loinc_codes():
     assert wanted_observation(observation("2469-5", 1.0))
     assert not wanted_observation(observation("4548-4", 7.0, "%"))
     assert not wanted_observation({"resourceType": "Observation", "code": "garbage"})
+    # An unhashable code (a list where a string belongs) is not wanted, and does not raise.
+    assert not wanted_observation({"code": {"coding": [{"system": "http://loinc.org", "code": ["2469-5"]}]}})
