@@ -113,6 +113,17 @@ class Server:
                 time.sleep(0.1)
         raise SystemExit(f"{self.name} not ready after {timeout_s:.0f} s:\n{self.stderr_text()[-3000:]}")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server process has used so far (Linux ``/proc``; NaN elsewhere)."""
+        if self.proc is None:
+            return math.nan
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return math.nan
+        # fields[0] is field 3 (state) of proc(5); utime and stime are fields 14 and 15.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         """Terminate, then kill if it does not exit in time."""
         if self.proc is None or self.proc.poll() is not None:
@@ -132,12 +143,14 @@ class Sample:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     wall_s: float = 0.0
+    server_cpu_s: float = 0.0
 
     def extend(self, other: Sample) -> None:
         """Add another segment's results."""
         self.latencies += other.latencies
         self.errors += other.errors
         self.wall_s += other.wall_s
+        self.server_cpu_s += other.server_cpu_s
 
 
 def run_load(url: str, body: bytes, concurrency: int, duration_s: float) -> Sample:
@@ -199,6 +212,7 @@ def summarize(sample: Sample) -> dict[str, float]:
         "p50": percentile(ordered, 50) * 1000,
         "p90": percentile(ordered, 90) * 1000,
         "p99": percentile(ordered, 99) * 1000,
+        "cpu_ms": sample.server_cpu_s / len(ordered) * 1000 if ordered else math.nan,
     }
 
 
@@ -252,12 +266,12 @@ def service_env(workdir: Path, log_level: str) -> dict[str, str]:
 def print_table(stats: dict[str, dict[str, float]]) -> None:
     """One line per target."""
     print(
-        f"{'target':<8} {'requests':>9} {'errors':>7} {'req/s':>9} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9}"
+        f"{'target':<8} {'requests':>9} {'errors':>7} {'req/s':>9} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9} {'cpu ms/req':>10}"
     )
     for name, s in stats.items():
         print(
             f"{name:<8} {s['requests']:>9.0f} {s['errors']:>7.0f} {s['throughput']:>9.1f} "
-            f"{s['p50']:>9.2f} {s['p90']:>9.2f} {s['p99']:>9.2f}"
+            f"{s['p50']:>9.2f} {s['p90']:>9.2f} {s['p99']:>9.2f} {s['cpu_ms']:>10.2f}"
         )
 
 
@@ -312,7 +326,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     url = server.base_url + HOOK_PATH
                     if args.warmup > 0:
                         run_load(url, body, args.concurrency, args.warmup)
-                    samples[name].extend(run_load(url, body, args.concurrency, segment_s))
+                    cpu_before = server.cpu_seconds()
+                    segment = run_load(url, body, args.concurrency, segment_s)
+                    segment.server_cpu_s = server.cpu_seconds() - cpu_before
+                    samples[name].extend(segment)
         finally:
             for server in servers.values():
                 server.stop()
@@ -322,7 +339,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         bare, svc = stats["bare"], stats["service"]
         print(
             f"service/bare: p50 x{svc['p50'] / bare['p50']:.2f}, p99 x{svc['p99'] / bare['p99']:.2f}, "
-            f"throughput x{svc['throughput'] / bare['throughput']:.3f}"
+            f"throughput x{svc['throughput'] / bare['throughput']:.3f}, "
+            f"server CPU per request x{svc['cpu_ms'] / bare['cpu_ms']:.1f}"
         )
         verdict = "met" if svc["p50"] <= 3 * bare["p50"] else "NOT met"
         print(f"target service p50 <= 3 x bare p50: {verdict}")
