@@ -194,7 +194,7 @@ def create_app(
             raise UnknownServiceError(f"no CDS service with id '{service_id}'")
         deps.authenticate(request.headers.get("authorization"), _public_url(request, settings))
         parsed = parse_feedback(await _read_body(request, settings.max_body_bytes))
-        stored = await run_in_threadpool(deps.store.record_feedback, service_id, parsed.feedback)
+        stored = await run_in_threadpool(deps.record_feedback, service_id, parsed.feedback)
         logger.info("feedback", extra={"service": service_id, "items": len(parsed.feedback), "new": stored})
         return Response(status_code=200)
 

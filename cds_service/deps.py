@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from cds_service.auth import Authenticator, Caller, build_authenticator
-from cds_service.errors import AuthenticationError
+from cds_service.errors import AuthenticationError, StorageUnavailableError
+from cds_service.feedback import FeedbackItem
 from cds_service.service import Fetcher
 from cds_service.settings import Settings
-from cds_service.store import Store
+from cds_service.store import Store, StoreConfigError
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,16 @@ class Dependencies:
         if self.settings.dev_mode:
             return None
         raise AuthenticationError("no trust configured and not in development mode")
+
+    def record_feedback(self, service_id: str, items: Sequence[FeedbackItem]) -> int:
+        """Store feedback items; a store failure becomes :class:`StorageUnavailableError` (503)."""
+        try:
+            return self.store.record_feedback(service_id, items)
+        except (SQLAlchemyError, StoreConfigError, OSError) as exc:
+            log.error(
+                "feedback store failed", extra={"service": service_id, "error_type": type(exc).__name__}
+            )
+            raise StorageUnavailableError("the feedback store is unavailable; retry later") from None
 
     @property
     def store(self) -> Store:

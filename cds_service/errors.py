@@ -72,6 +72,12 @@ class DataUnavailableError(CDSError):
         )
 
 
+class StorageUnavailableError(CDSError):
+    """The feedback store failed (database down or misconfigured): the server's problem, not the caller's."""
+
+    status_code = 503
+
+
 @dataclass
 class SkippedResources:
     """Count of resources skipped while parsing leniently, by resource type (for the log)."""

@@ -213,3 +213,16 @@ def test_logs_carry_no_patient_data(key, tmp_path, caplog):
     for secret in secrets:
         assert secret not in logged, secret[:30]
     assert "Jane Doe" not in logged
+
+
+def test_feedback_store_failure_is_503_not_500(tmp_path):
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the database directory should be")
+    settings = Settings(dev_mode=True, database_url=f"sqlite:///{blocked}/feedback.sqlite3")
+    client = TestClient(create_app(settings))
+    item = {"card": str(uuid.uuid4()), "outcome": "overridden", "outcomeTimestamp": "2026-11-25T10:00:00Z"}
+    response = client.post(SIGN + "/feedback", json={"feedback": [item]})
+    assert response.status_code == 503
+    assert response.json()["resourceType"] == "OperationOutcome"
+    # The hook itself still answers: recording the card is best effort.
+    assert client.post(SIGN, json=PUBLISHED).status_code == 200
