@@ -18,6 +18,7 @@ from fastapi import BackgroundTasks, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cds_service import __version__
@@ -51,6 +52,21 @@ class ORJSONResponse(JSONResponse):
 
 def _outcome_response(status: int, body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type=FHIR_JSON)
+
+
+class OutcomeCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS handling, with refused preflights answered as OperationOutcomes like every error."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        detail = bytes(response.body).decode(errors="replace")
+        refused = _outcome_response(response.status_code, operation_outcome(response.status_code, detail))
+        for name, value in response.headers.items():
+            if name.lower().startswith("access-control-") or name.lower() == "vary":
+                refused.headers[name] = value
+        return refused
 
 
 async def _read_body(request: Request, limit: int) -> Any:
@@ -111,10 +127,13 @@ def create_app(
         version=__version__,
         description="CDS Hooks 2.0: consider IgG4-related disease before presuming cholangiocarcinoma.",
         default_response_class=ORJSONResponse,
+        redirect_slashes=False,
+        docs_url="/docs" if settings.dev_mode else None,
+        redoc_url=None,
     )
     app.state.deps = deps
     app.add_middleware(
-        CORSMiddleware,
+        OutcomeCORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type"],
@@ -149,7 +168,7 @@ def create_app(
         return _outcome_response(500, operation_outcome(500, "internal error"))
 
     @app.get("/cds-services")
-    def discovery() -> dict[str, Any]:
+    async def discovery() -> dict[str, Any]:
         """CDS Hooks discovery: the services, their hooks and prefetch templates (no authentication)."""
         return discovery_document()
 
@@ -199,7 +218,7 @@ def create_app(
         return Response(status_code=200)
 
     @app.get("/healthz", include_in_schema=False)
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
     return app

@@ -6,6 +6,7 @@ string is split into an exact decimal factor and a pint unit expression before p
 
 from __future__ import annotations
 
+import math
 import re
 from decimal import Decimal
 from functools import cache
@@ -28,6 +29,9 @@ CELL_COUNT: Final = "10*9/L"
 
 _POWER = re.compile(r"^\s*10\s*[*^]\s*(\d{1,2})\s*")
 _ANNOTATION = re.compile(r"\{[^}]*\}")
+# What a unit expression may contain once UCUM's factors and annotations are gone: letters, digits and the
+# operators pint understands. Anything else is refused before pint's parser sees it.
+_UNIT_SYNTAX = re.compile(r"(?!.*//)(?:1/)?[A-Za-z%][A-Za-z0-9%/*. -]{0,39}")
 _EXPONENT = re.compile(r"(?<=[A-Za-z])(-?\d+)")  # UCUM "mm3", "uL-1" -> pint "mm**3", "uL**-1"
 # Common non-UCUM spellings seen in lab feeds, mapped to UCUM.
 _ALIASES: Final[dict[str, str]] = {
@@ -78,11 +82,15 @@ def conversion_factor(unit: str, target: str) -> Decimal:
     """
     source_factor, source_expr = _split(unit)
     target_factor, target_expr = _split(target)
+    if not (_UNIT_SYNTAX.fullmatch(source_expr) and _UNIT_SYNTAX.fullmatch(target_expr)):
+        raise UnitError(unit, target)
     registry = _registry()
     try:
         magnitude = registry.Quantity(1, source_expr).to(target_expr).magnitude
-    except (pint.errors.PintError, ValueError, TypeError, AttributeError, KeyError, SyntaxError) as exc:
+    except Exception as exc:  # pint's parser raises many unrelated types on garbage ("/", "(", "1/0")
         raise UnitError(unit, target) from exc
+    if not math.isfinite(float(magnitude)) or not magnitude:  # zero, infinite or NaN: not a conversion
+        raise UnitError(unit, target)
     # Concentration and count units differ by powers of ten: round away binary noise to keep it exact.
     scale = Decimal(f"{float(magnitude):.12g}")
     return source_factor * scale / target_factor

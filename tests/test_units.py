@@ -35,3 +35,11 @@ def test_unconvertible_units_raise_unit_error(unit):
 def test_powers_of_ten_keep_decimal_exactness():
     # 2 x ULN exactly must stay exactly 2 after conversion (no binary floating point noise).
     assert convert(Decimal("270"), "mg/dL", "g/L") == 2 * Decimal("1.35")
+
+
+@pytest.mark.parametrize(
+    "garbage", ["/", "*", "g/", "(", "1/0", "g//L", "1/0.0", "**", "__import__", "e" * 80]
+)
+def test_garbage_units_are_unit_errors_not_crashes(garbage):
+    with pytest.raises(UnitError):
+        conversion_factor(garbage, "g/L")
