@@ -27,11 +27,14 @@ DELEGATES_HELP = {
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415 - only the serve command needs the server
 
+    from cds_service.settings import Settings  # noqa: PLC0415
+
     if args.dev:
         os.environ["IGG4_CDS_DEV_MODE"] = "true"
-    os.environ.setdefault("IGG4_CDS_HOST", args.host)
-    os.environ.setdefault("IGG4_CDS_PORT", str(args.port))
-    uvicorn.run("cds_service.app:app", host=args.host, port=args.port, log_level="warning", access_log=False)
+    settings = Settings()
+    host = args.host or settings.host
+    port = args.port or settings.port
+    uvicorn.run("cds_service.app:app", host=host, port=port, log_level="warning", access_log=False)
     return 0
 
 
@@ -79,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the CDS Hooks service")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--host", help="address to listen on (default: IGG4_CDS_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: IGG4_CDS_PORT or 8080)")
     serve.add_argument(
         "--dev",
         action="store_true",

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from cds_service.errors import HookMismatchError, RequestError
 from cds_service.queries import QUERIES
+
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+"""FHIR's id rule: an id with anything else ("1&_include=*", "../x") is treated as no patient id."""
 
 
 @dataclass(frozen=True)
@@ -23,9 +27,9 @@ class HookRequest:
 
     @property
     def patient_id(self) -> str | None:
-        """``context.patientId`` when it is a non-empty string."""
+        """``context.patientId`` when it is a valid FHIR id (so it can go into a query string unescaped)."""
         value = self.context.get("patientId")
-        return value if isinstance(value, str) and value else None
+        return value if isinstance(value, str) and FHIR_ID.fullmatch(value) else None
 
     @property
     def draft_orders(self) -> Any:

@@ -255,3 +255,12 @@ def test_empty_searchset_bundles_are_accepted(client):
     body = hook_request(orders=[HEPATECTOMY], conditions=[CCA])
     body["prefetch"]["reports"] = bundle()
     assert post(client, "order-sign", body).status_code == 200
+
+
+@pytest.mark.parametrize("patient_id", ["1&_include=*", "../Patient/2", "a b", "x" * 65])
+def test_a_patient_id_that_is_not_a_fhir_id_is_never_put_into_a_query(client, patient_id):
+    body = hook_request(orders=[HEPATECTOMY], conditions=[CCA], patient_id=patient_id, omit=("reports",))
+    body["fhirServer"] = "http://127.0.0.1:9/fhir"
+    response = post(client, "order-sign", body)
+    assert response.status_code == 412
+    assert "patientId" in response.json()["issue"][0]["diagnostics"]
