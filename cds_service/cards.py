@@ -7,22 +7,14 @@ wording. Empty optional fields are omitted, never sent as ``null`` or ``[]``.
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal
 from typing import Any, Final
 
 from cds_service import codes
 from cds_service.assessment import Assessment
-from cds_service.criteria import (
-    CRITERIA_NAME,
-    DOMAIN_LABELS,
-    THRESHOLD,
-    Classification,
-    CriteriaResult,
-    Domain,
-    Evidence,
-    ExclusionStatus,
-)
-from cds_service.evidence import ConditionKind, MedicationKind, PatientEvidence
+from cds_service.criteria import CRITERIA_NAME, THRESHOLD, Classification, CriteriaResult
+from cds_service.domains import DOMAIN_LABELS, Domain
+from cds_service.evidence import ConditionKind, Evidence, MedicationKind, PatientEvidence
+from cds_service.exclusions import ExclusionStatus
 from cds_service.markdown import escape
 from cds_service.presumption import Indicator
 from cds_service.queries import QUERIES_BY_KEY
@@ -59,10 +51,6 @@ _LAB_SUGGESTIONS: Final = {
 
 def _uuid() -> str:
     return str(uuid.uuid4())
-
-
-def _fmt(value: Decimal) -> str:
-    return f"{value.normalize():f}"
 
 
 def summary_line(result: CriteriaResult) -> str:

@@ -5,89 +5,29 @@ Pure functions over :class:`~cds_service.evidence.PatientEvidence`; CLINICAL_SPE
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from typing import Final
 
 from cds_service import codes
-from cds_service.evidence import ConditionKind, LabResult, PatientEvidence, ReportFacts, ReportKind
+from cds_service.domains import DOMAIN_CONCEPTS, DOMAIN_MAXIMUM, ENTRY_CONCEPTS, Domain
+from cds_service.evidence import (
+    Evidence,
+    LabResult,
+    PatientEvidence,
+    ReportFacts,
+    ReportKind,
+    affirmed,
+    findings_of,
+    format_decimal,
+    iso_date,
+)
+from cds_service.exclusions import ExclusionResult, ExclusionStatus, assess_exclusions
 from cds_service.findings import Concept, TextFinding
 
 THRESHOLD: Final = 20
 CRITERIA_NAME: Final = "2019 ACR/EULAR"
-
-
-class Domain(StrEnum):
-    """The eight weighted inclusion domains."""
-
-    HISTOPATHOLOGY = "histopathology"
-    IMMUNOSTAINING = "immunostaining"
-    SERUM_IGG4 = "serum-igg4"
-    GLANDS = "glands"
-    CHEST = "chest"
-    PANCREAS_BILIARY = "pancreas-biliary"
-    KIDNEY = "kidney"
-    RETROPERITONEUM = "retroperitoneum"
-
-
-DOMAIN_MAXIMUM: Final[dict[Domain, int]] = {
-    Domain.HISTOPATHOLOGY: 13,
-    Domain.IMMUNOSTAINING: 16,
-    Domain.SERUM_IGG4: 11,
-    Domain.GLANDS: 14,
-    Domain.CHEST: 10,
-    Domain.PANCREAS_BILIARY: 19,
-    Domain.KIDNEY: 10,
-    Domain.RETROPERITONEUM: 8,
-}
-
-DOMAIN_LABELS: Final[dict[Domain, str]] = {
-    Domain.HISTOPATHOLOGY: "Histopathology",
-    Domain.IMMUNOSTAINING: "Immunostaining",
-    Domain.SERUM_IGG4: "Serum IgG4",
-    Domain.GLANDS: "Lacrimal/salivary glands",
-    Domain.CHEST: "Chest",
-    Domain.PANCREAS_BILIARY: "Pancreas and biliary tree",
-    Domain.KIDNEY: "Kidney",
-    Domain.RETROPERITONEUM: "Retroperitoneum",
-}
-
-# Concepts whose mention (any assertion) shows that imaging looked at a domain.
-DOMAIN_CONCEPTS: Final[dict[Domain, frozenset[Concept]]] = {
-    Domain.GLANDS: frozenset(
-        {Concept.LACRIMAL_GLAND, Concept.PAROTID_GLAND, Concept.SUBMANDIBULAR_GLAND, Concept.SUBLINGUAL_GLAND}
-    ),
-    Domain.CHEST: frozenset({Concept.PERIBRONCHOVASCULAR_THICKENING, Concept.PARAVERTEBRAL_BAND}),
-    Domain.PANCREAS_BILIARY: frozenset(
-        {
-            Concept.PANCREAS_DIFFUSE_ENLARGEMENT,
-            Concept.PANCREAS_CAPSULE_RIM,
-            Concept.PANCREAS_FOCAL_MASS,
-            Concept.BILIARY_PROXIMAL,
-            Concept.BILIARY_DISTAL,
-        }
-    ),
-    Domain.KIDNEY: frozenset({Concept.RENAL_PELVIS_THICKENING, Concept.RENAL_CORTEX_LOW_DENSITY}),
-    Domain.RETROPERITONEUM: frozenset(
-        {Concept.ABDOMINAL_AORTIC_WALL_THICKENING, Concept.PERIAORTIC_SOFT_TISSUE}
-    ),
-}
-
-# Affirmed findings that show involvement of a typical organ (entry criterion).
-ENTRY_CONCEPTS: Final = frozenset(
-    set().union(*DOMAIN_CONCEPTS.values())
-    | {Concept.THORACIC_AORTA, Concept.LYMPHOPLASMACYTIC_INFILTRATE, Concept.CHOLANGIOCARCINOMA}
-)
-# Organs beyond the pancreas and bile ducts (the IBD exclusion applies only without them).
-OTHER_ORGAN_CONCEPTS: Final = frozenset(
-    DOMAIN_CONCEPTS[Domain.GLANDS]
-    | DOMAIN_CONCEPTS[Domain.CHEST]
-    | DOMAIN_CONCEPTS[Domain.KIDNEY]
-    | DOMAIN_CONCEPTS[Domain.RETROPERITONEUM]
-)
 
 
 class Classification(StrEnum):
@@ -107,35 +47,6 @@ class Entry(StrEnum):
     UNKNOWN = "unknown"
 
 
-class ExclusionStatus(StrEnum):
-    """``present`` blocks classification; ``unresolved`` is for the clinician to settle."""
-
-    PRESENT = "present"
-    UNRESOLVED = "unresolved"
-
-
-NOT_ASSESSED_EXCLUSIONS: Final = (
-    "fever",
-    "no-steroid-response",
-    "other-autoantibody",
-    "hashimoto-thyroid-only",
-)
-"""Exclusions the service never assesses automatically; the card lists them for the clinician."""
-
-
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """One piece of evidence: the resource it comes from, its date and what it shows.
-
-    ``text`` is either our own wording (lab values) or a report phrase (record text: render escaped).
-    """
-
-    reference: str
-    date: str | None
-    text: str
-    is_record_text: bool = False
-
-
 @dataclass(frozen=True, slots=True)
 class DomainScore:
     """A domain's points (its highest item only), whether it was assessed, and the evidence."""
@@ -144,16 +55,6 @@ class DomainScore:
     points: int
     assessed: bool
     item: str
-    evidence: tuple[Evidence, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class ExclusionResult:
-    """An exclusion found ``present`` or ``unresolved``."""
-
-    id: str
-    status: ExclusionStatus
-    label: str
     evidence: tuple[Evidence, ...] = ()
 
 
@@ -212,41 +113,6 @@ def _classify(result: CriteriaResult) -> Classification:
     return Classification.DOES_NOT_MEET
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Helpers over findings
-
-
-def _date(when: object) -> str | None:
-    return str(when) if when is not None else None
-
-
-def findings_of(
-    reports: Iterable[ReportFacts], concepts: frozenset[Concept], kind: ReportKind | None = None
-) -> list[tuple[ReportFacts, TextFinding]]:
-    """Every (report, finding) pair whose concept is in ``concepts``, any assertion."""
-    return [
-        (report, finding)
-        for report in reports
-        if kind is None or report.kind is kind
-        for finding in report.findings
-        if finding.concept in concepts
-    ]
-
-
-def affirmed(
-    reports: Iterable[ReportFacts],
-    concept: Concept,
-    kind: ReportKind | None = None,
-    where: Callable[[ReportFacts, TextFinding], bool] | None = None,
-) -> list[Evidence]:
-    """Evidence for affirmed mentions of ``concept`` (optionally only in ``kind`` reports, and ``where``)."""
-    return [
-        Evidence(report.reference, _date(report.effective), finding.phrase, is_record_text=True)
-        for report, finding in findings_of(reports, frozenset({concept}), kind)
-        if finding.affirmed and (where is None or where(report, finding))
-    ]
-
-
 def _bilateral(_report: ReportFacts, finding: TextFinding) -> bool:
     return finding.bilateral
 
@@ -258,10 +124,6 @@ def _bilateral_not_unenhanced(report: ReportFacts, finding: TextFinding) -> bool
 
 # ---------------------------------------------------------------------------------------------------------
 # Domains
-
-
-def _fmt(value: Decimal) -> str:
-    return f"{value.normalize():f}"
 
 
 def igg4_summary(evidence: PatientEvidence) -> IgG4Summary | None:
@@ -295,11 +157,11 @@ def _serum_igg4(summary: IgG4Summary | None) -> DomainScore:
     item = {11: "> 5 × ULN", 6: "2–5 × ULN", 4: "> ULN and < 2 × ULN", 0: "≤ ULN"}[points]
     uln_note = " (default ULN)" if summary.uln_is_default else ""
     text = (
-        f"IgG4 {_fmt(result.value or Decimal(0))} g/L, ULN {_fmt(result.high or Decimal(0))} g/L{uln_note}: "
+        f"IgG4 {format_decimal(result.value or Decimal(0))} g/L, ULN {format_decimal(result.high or Decimal(0))} g/L{uln_note}: "
         f"{summary.ratio:.2f} × ULN"
     )
     return DomainScore(
-        Domain.SERUM_IGG4, points, True, item, (Evidence(result.reference, _date(result.effective), text),)
+        Domain.SERUM_IGG4, points, True, item, (Evidence(result.reference, iso_date(result.effective), text),)
     )
 
 
@@ -359,7 +221,7 @@ def _pathology_domains(reports: list[ReportFacts]) -> tuple[DomainScore, DomainS
             ratio = "indeterminate" if finding.ratio_percent is None else f"{finding.ratio_percent:g}%"
             cells = "indeterminate" if finding.cells_per_hpf is None else f"{finding.cells_per_hpf:g}/hpf"
             item = f"IgG4+/IgG+ ratio {ratio}, IgG4+ cells {cells}"
-            ev = Evidence(report.reference, _date(report.effective), finding.phrase, is_record_text=True)
+            ev = Evidence(report.reference, iso_date(report.effective), finding.phrase, is_record_text=True)
             best = DomainScore(Domain.IMMUNOSTAINING, points, True, item, (ev,))
     return histo, best
 
@@ -440,8 +302,8 @@ def _kidney(evidence: PatientEvidence, reports: list[ReportFacts]) -> DomainScor
     low = [
         Evidence(
             r.reference,
-            _date(r.effective),
-            f"{'C3' if r.code == codes.C3 else 'C4'} {_fmt(r.value or Decimal(0))} g/L below {_fmt(r.low or Decimal(0))} g/L",
+            iso_date(r.effective),
+            f"{'C3' if r.code == codes.C3 else 'C4'} {format_decimal(r.value or Decimal(0))} g/L below {format_decimal(r.low or Decimal(0))} g/L",
         )
         for r in complement
         if r.below_low
@@ -488,124 +350,6 @@ def _retroperitoneum(reports: list[ReportFacts]) -> DomainScore:
 # ---------------------------------------------------------------------------------------------------------
 # Exclusions
 
-EXCLUSION_LABELS: Final[dict[str, str]] = {
-    "cytopenias": "Leukopenia and thrombocytopenia without explanation",
-    "eosinophilia": "Peripheral eosinophilia > 3.0 × 10⁹/L",
-    "anca": "Positive ANCA against PR3 or MPO",
-    "ssa-ssb": "Positive SSA/Ro or SSB/La",
-    "dsdna-rnp-sm": "Positive dsDNA, RNP or Sm",
-    "cryoglobulinemia": "Cryoglobulinemia",
-    "suspicious-radiology": "Radiology suspicious for malignancy not sufficiently investigated",
-    "rapid-progression": "Rapid radiological progression",
-    "erdheim-chester": "Long-bone findings consistent with Erdheim–Chester disease",
-    "splenomegaly": "Splenomegaly",
-    "suspicious-pathology": "Infiltrate suggesting malignancy (atypia) not sufficiently evaluated",
-    "pathology-other": "Pathology favouring another diagnosis",
-    "castleman": "Known multicentric Castleman disease",
-    "ibd-pancreatobiliary-only": "Crohn's disease or ulcerative colitis with pancreatobiliary-only disease",
-}
-
-EOSINOPHILIA_LIMIT: Final = Decimal(3)  # 10^9/L
-
-
-def _lab_evidence(results: list[LabResult], label: str) -> tuple[Evidence, ...]:
-    return tuple(
-        Evidence(r.reference, _date(r.effective), f"{label}: {r.original or 'reported'}") for r in results
-    )
-
-
-def _eosinophilia(evidence: PatientEvidence) -> list[Evidence]:
-    found = [
-        Evidence(r.reference, _date(r.effective), f"eosinophils {_fmt(r.value or Decimal(0))} × 10⁹/L")
-        for r in evidence.lab(*codes.EOS_ABSOLUTE)
-        if r.value is not None and r.value > EOSINOPHILIA_LIMIT
-    ]
-    # A percentage counts only with a WBC drawn the same day.
-    wbc_by_date: dict[date, LabResult] = {
-        r.effective: r for r in evidence.lab(codes.WBC) if r.value is not None and r.effective is not None
-    }
-    for pct in evidence.lab(codes.EOS_PERCENT):
-        wbc = wbc_by_date.get(pct.effective) if pct.effective is not None else None
-        if pct.value is None or wbc is None or wbc.value is None:
-            continue
-        absolute = pct.value / 100 * wbc.value
-        if absolute > EOSINOPHILIA_LIMIT:
-            text = f"eosinophils {_fmt(pct.value)}% of WBC {_fmt(wbc.value)} × 10⁹/L = {absolute:.2f} × 10⁹/L"
-            found.append(Evidence(pct.reference, _date(pct.effective), text))
-    return found
-
-
-def _exclusions(
-    evidence: PatientEvidence, presumed_cca: bool, tissue_explains: bool
-) -> list[ExclusionResult]:
-    """Exclusions found present or unresolved.
-
-    ``tissue_explains``: tissue shows IgG4-RD histology or immunostaining, so the suspicious lesion has been
-    investigated. A biopsy without such findings (non-diagnostic, benign) leaves it unresolved: a negative
-    biopsy does not exclude cholangiocarcinoma.
-    """
-    reports = evidence.reports
-    pathology = [r for r in reports if r.kind is ReportKind.PATHOLOGY]
-    out: list[ExclusionResult] = []
-
-    def add(exclusion_id: str, status: ExclusionStatus, ev: Iterable[Evidence]) -> None:
-        out.append(ExclusionResult(exclusion_id, status, EXCLUSION_LABELS[exclusion_id], tuple(ev)))
-
-    wbc, platelets = evidence.lab(codes.WBC), evidence.lab(codes.PLATELETS)
-    if wbc and platelets and wbc[0].below_low and platelets[0].below_low:
-        add("cytopenias", ExclusionStatus.UNRESOLVED, _lab_evidence([wbc[0], platelets[0]], "low"))
-    if eos := _eosinophilia(evidence):
-        add("eosinophilia", ExclusionStatus.PRESENT, eos)
-    serology = (
-        ("anca", (codes.ANCA_MPO, codes.ANCA_PR3), "ANCA"),
-        ("ssa-ssb", tuple(codes.SSA | codes.SSB), "SSA/SSB"),
-        ("dsdna-rnp-sm", tuple(codes.DSDNA | codes.RNP | codes.SM), "dsDNA/RNP/Sm"),
-        ("cryoglobulinemia", (codes.CRYOGLOBULIN,), "cryoglobulins"),
-    )
-    for exclusion_id, loinc, label in serology:
-        if positives := [r for r in evidence.lab(*loinc) if r.positive]:
-            add(exclusion_id, ExclusionStatus.PRESENT, _lab_evidence(positives, f"{label} positive"))
-    if presumed_cca and not tissue_explains:
-        add("suspicious-radiology", ExclusionStatus.UNRESOLVED, [])
-    for exclusion_id, concept in (
-        ("rapid-progression", Concept.RAPID_PROGRESSION),
-        ("erdheim-chester", Concept.ERDHEIM_CHESTER),
-        ("splenomegaly", Concept.SPLENOMEGALY),
-    ):
-        if ev := affirmed(reports, concept):
-            add(exclusion_id, ExclusionStatus.PRESENT, ev)
-    if ev := affirmed(pathology, Concept.ATYPIA):
-        add("suspicious-pathology", ExclusionStatus.UNRESOLVED, ev)
-    if ev := affirmed(pathology, Concept.PATHOLOGY_OTHER):
-        add("pathology-other", ExclusionStatus.PRESENT, ev)
-    castleman = [c for c in evidence.conditions if c.kind is ConditionKind.CASTLEMAN]
-    if castleman:
-        add(
-            "castleman",
-            ExclusionStatus.PRESENT,
-            [Evidence(c.reference, _date(c.onset), "multicentric Castleman disease") for c in castleman],
-        )
-    ibd = [
-        c
-        for c in evidence.conditions
-        if c.kind in {ConditionKind.ULCERATIVE_COLITIS, ConditionKind.CROHNS_DISEASE}
-    ]
-    other_organs = [
-        f for _r, f in findings_of(reports, OTHER_ORGAN_CONCEPTS, ReportKind.IMAGING) if f.affirmed
-    ]
-    if ibd and not other_organs:
-        ibd_names = {
-            ConditionKind.ULCERATIVE_COLITIS: "ulcerative colitis",
-            ConditionKind.CROHNS_DISEASE: "Crohn's disease",
-        }
-        add(
-            "ibd-pancreatobiliary-only",
-            ExclusionStatus.PRESENT,
-            [Evidence(c.reference, _date(c.onset), ibd_names[c.kind]) for c in ibd],
-        )
-    return out
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Entry and the whole evaluation
 
@@ -634,6 +378,8 @@ def evaluate(evidence: PatientEvidence, presumed_cca: bool) -> CriteriaResult:
     return CriteriaResult(
         entry=_entry(evidence, presumed_cca),
         domains={s.domain: s for s in scores},
-        exclusions=_exclusions(evidence, presumed_cca, tissue_explains=histo.points > 0 or stain.points > 0),
+        exclusions=assess_exclusions(
+            evidence, presumed_cca, tissue_explains=histo.points > 0 or stain.points > 0
+        ),
         igg4=summary,
     )

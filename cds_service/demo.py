@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from cds_service.cards import EXTENSION_KEY
-from cds_service.criteria import DOMAIN_LABELS, Domain
+from cds_service.domains import DOMAIN_LABELS, Domain
 
 _ESCAPES = re.compile(r"\\(.)")
 

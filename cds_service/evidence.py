@@ -6,13 +6,14 @@ the criteria engine and the card decision read only these, so they can be tested
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 
 from cds_service.errors import SkippedResources
-from cds_service.findings import TextFinding
+from cds_service.findings import Concept, TextFinding
 
 
 class UlnSource(StrEnum):
@@ -168,3 +169,56 @@ class PatientEvidence:
     def has_condition(self, kind: ConditionKind) -> bool:
         """True when a Condition of ``kind`` is recorded (history included)."""
         return any(c.kind is kind for c in self.conditions)
+
+
+# Evidence: what the criteria cite for a point or an exclusion.
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One piece of evidence: the resource it comes from, its date and what it shows.
+
+    ``text`` is either our own wording (lab values) or a report phrase (record text: render escaped).
+    """
+
+    reference: str
+    date: str | None
+    text: str
+    is_record_text: bool = False
+
+
+def format_decimal(value: Decimal) -> str:
+    """A decimal without exponent or trailing zeros, for evidence text ("2.43", "0.864")."""
+    return f"{value.normalize():f}"
+
+
+def iso_date(when: object) -> str | None:
+    """A date as ISO text for evidence, or None."""
+    return str(when) if when is not None else None
+
+
+def findings_of(
+    reports: Iterable[ReportFacts], concepts: frozenset[Concept], kind: ReportKind | None = None
+) -> list[tuple[ReportFacts, TextFinding]]:
+    """Every (report, finding) pair whose concept is in ``concepts``, any assertion."""
+    return [
+        (report, finding)
+        for report in reports
+        if kind is None or report.kind is kind
+        for finding in report.findings
+        if finding.concept in concepts
+    ]
+
+
+def affirmed(
+    reports: Iterable[ReportFacts],
+    concept: Concept,
+    kind: ReportKind | None = None,
+    where: Callable[[ReportFacts, TextFinding], bool] | None = None,
+) -> list[Evidence]:
+    """Evidence for affirmed mentions of ``concept`` (optionally only in ``kind`` reports, and ``where``)."""
+    return [
+        Evidence(report.reference, iso_date(report.effective), finding.phrase, is_record_text=True)
+        for report, finding in findings_of(reports, frozenset({concept}), kind)
+        if finding.affirmed and (where is None or where(report, finding))
+    ]

@@ -10,7 +10,8 @@ import pytest
 
 from cds_service.assessment import Assessment, read_orders
 from cds_service.cards import EXTENSION_KEY, render_cards, summary_line
-from cds_service.criteria import Domain, evaluate
+from cds_service.criteria import evaluate
+from cds_service.domains import Domain
 from cds_service.evidence import (
     ConditionFact,
     ConditionKind,
