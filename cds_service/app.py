@@ -35,6 +35,7 @@ from cds_service.feedback import parse_feedback
 from cds_service.fhir_client import PrefetchFetcher
 from cds_service.logs import configure_logging
 from cds_service.outcomes import error_outcome, operation_outcome
+from cds_service.preview import preview_router
 from cds_service.service import Fetcher, HookOutcome, handle_hook
 from cds_service.settings import Settings, get_settings
 
@@ -221,6 +222,8 @@ def create_app(
     async def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    if settings.dev_mode:
+        app.include_router(preview_router(settings))
     return app
 
 

@@ -152,7 +152,8 @@ def _caveats(result: CriteriaResult, evidence: PatientEvidence) -> list[str]:
     ratio = result.igg4.ratio if result.igg4 is not None else None
     if ratio is not None and ratio > 1:
         caveats.append(
-            "Mildly raised serum IgG4 occurs in about 13% of cholangiocarcinoma; above 4 × ULN it was 100% specific against it (Mayo series)."
+            "Serum IgG4 is raised in about 13% of cholangiocarcinoma, rarely above 2 × ULN (3%); above 4 × ULN it "
+            "was 100% specific against cholangiocarcinoma (Mayo series)."
         )
     if any(m.kind is MedicationKind.GLUCOCORTICOID for m in evidence.medications):
         caveats.append(

@@ -280,6 +280,13 @@ def _chest(reports: list[ReportFacts]) -> DomainScore:
     )
 
 
+def _each_first(*parts: list[Evidence]) -> list[Evidence]:
+    """Evidence for an item with several components: the first of each component leads, so a card that
+    shows only the first few pieces still shows every component (pancreas and bile duct)."""
+    firsts = [part[0] for part in parts if part]
+    return firsts + [e for part in parts for e in part[1:]]
+
+
 def _pancreas_biliary(reports: list[ReportFacts]) -> DomainScore:
     imaging = [r for r in reports if r.kind is ReportKind.IMAGING]
     diffuse = affirmed(imaging, Concept.PANCREAS_DIFFUSE_ENLARGEMENT)
@@ -289,8 +296,16 @@ def _pancreas_biliary(reports: list[ReportFacts]) -> DomainScore:
         Domain.PANCREAS_BILIARY,
         reports,
         [
-            (19, "pancreas and biliary tree involvement", diffuse + rim + biliary if biliary else []),
-            (11, "diffuse pancreas enlargement with capsule-like rim", diffuse + rim if rim else []),
+            (
+                19,
+                "pancreas and biliary tree involvement",
+                _each_first(diffuse, biliary, rim) if biliary else [],
+            ),
+            (
+                11,
+                "diffuse pancreas enlargement with capsule-like rim",
+                _each_first(diffuse, rim) if rim else [],
+            ),
             (8, "diffuse pancreas enlargement", diffuse),
         ],
     )

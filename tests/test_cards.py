@@ -207,3 +207,11 @@ def test_read_orders_survives_garbage():
         {"resourceType": "Bundle", "entry": [None, 1, {"resource": {"resourceType": "ServiceRequest"}}]}
     )
     assert orders.facts == [] and orders.skipped.total == 1
+
+
+def test_the_pancreas_biliary_row_shows_both_components():
+    many = [finding(Concept.PANCREAS_DIFFUSE_ENLARGEMENT, f"pancreas sentence {i}") for i in range(4)]
+    ev = PatientEvidence(reports=[ct(*many, finding(Concept.BILIARY_PROXIMAL, "hilar stricture sentence"))])
+    [card], _ = render(ev)
+    row = next(line for line in card["detail"].splitlines() if line.startswith("| Pancreas"))
+    assert "hilar stricture sentence" in row and "pancreas sentence 0" in row

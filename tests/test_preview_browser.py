@@ -1,0 +1,212 @@
+"""The card preview in a real browser: Debian's headless Chromium against the app served by uvicorn.
+
+Proves what the string checks of ``test_preview.py`` cannot: that a browser parsing the page, with the card
+Markdown rendered with raw HTML on and **no Content-Security-Policy**, builds no element and runs no handler
+from the record text (an injected ``document.title='pwned'`` would show in the dumped DOM).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from tests.test_preview import HOSTILE_CONCLUSION, hostile_request
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
+HOSTILE_TITLE = (
+    "Hostile <script>document.title='pwned'</script><img src=x onerror=\"document.title='pwned'\">"
+)
+DOMAINS = ["Histopathology", "Serum IgG4", "Pancreas and biliary tree", "Kidney", "Retroperitoneum"]
+
+
+class Dom(HTMLParser):
+    """Elements, table rows (as cell texts) and the document title of a dumped DOM."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.rows: list[list[str]] = []
+        self.title = ""
+        self.text: list[str] = []
+        self._in_title = False
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        if tag == "title":
+            self._in_title = True
+        elif tag == "tr":
+            self.rows.append([])
+        elif tag in {"td", "th"}:
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title":
+            self._in_title = False
+        elif tag in {"td", "th"} and self._cell is not None and self.rows:
+            self.rows[-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+        if self._in_title:
+            self.title += data
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def parse(html: str) -> Dom:
+    dom = Dom()
+    dom.feed(html)
+    dom.close()
+    return dom
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_fixtures(root: Path) -> None:
+    """The published case, and a hostile patient whose title and report text carry markup."""
+    shutil.copytree(REPO / "fhir_fixtures" / "01-published-case", root / "01-published-case")
+    hostile = root / "99-hostile"
+    hostile.mkdir()
+    (hostile / "bundle.json").write_text(json.dumps({"resourceType": "Bundle", "type": "transaction"}))
+    (hostile / "request.json").write_text(json.dumps(hostile_request()))
+    expected = {
+        "title": HOSTILE_TITLE,
+        "description": HOSTILE_CONCLUSION,
+        "hook": "order-sign",
+        "expected": {"card": "warning", "classification": "meets", "total": 25},
+    }
+    (hostile / "expected.json").write_text(json.dumps(expected))
+
+
+@pytest.fixture
+def server(tmp_path):
+    """The app in dev mode under uvicorn on a free loopback port; yields its base URL."""
+    fixtures = tmp_path / "fixtures"
+    write_fixtures(fixtures)
+    port = free_port()
+    env = {
+        **os.environ,
+        "IGG4_CDS_DEV_MODE": "true",
+        "IGG4_CDS_DATABASE_URL": f"sqlite:///{tmp_path / 'feedback.sqlite3'}",
+        "IGG4_CDS_FIXTURES_DIR": str(fixtures),
+        "IGG4_CDS_LOG_LEVEL": "WARNING",
+    }
+    env.pop("IGG4_CDS_TRUST_FILE", None)
+    log = (tmp_path / "uvicorn.log").open("wb")
+    command = [sys.executable, "-m", "uvicorn", "cds_service.app:app", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--log-level", "warning"]
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"uvicorn exited: {(tmp_path / 'uvicorn.log').read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("uvicorn did not answer /healthz within 30 s")
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture
+def chromium(tmp_path):
+    """Run headless Chromium with a fresh profile; returns its stdout."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found (Debian package 'chromium'; scripts/test installs it as root)")
+    runs = iter(range(1000))
+
+    def run(*args: str) -> str:
+        profile = tmp_path / f"chromium-profile-{next(runs)}"
+        command = [str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"chromium did not finish in 120 s: {args}")
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    return run
+
+
+def test_published_case_in_chromium(server, chromium, tmp_path):
+    dom = parse(chromium("--virtual-time-budget=3000", "--dump-dom", f"{server}/preview/01-published-case"))
+    text = " ".join(dom.text)
+    assert "Consider IgG4-related disease before presuming cholangiocarcinoma" in text
+    rows = {row[0]: row[1:] for row in dom.rows if row}
+    for domain in DOMAINS:
+        assert domain in rows, sorted(rows)
+    assert rows["Serum IgG4"][0] == "6"
+    assert rows["Pancreas and biliary tree"][0] == "19"
+    assert rows["Kidney"][0] == "10"
+    assert rows["Total"][0] == "35"
+    assert dom.title.startswith("Card preview: Published case")
+    assert not any(tag in {"script", "img"} for tag, _ in dom.tags)
+
+    shot = tmp_path / "published-case.png"
+    chromium("--window-size=1280,1700", f"--screenshot={shot}", f"{server}/preview/01-published-case")
+    assert shot.is_file()
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size > 10_000
+
+
+def test_hostile_record_runs_nothing_without_csp(server, chromium):
+    with urllib.request.urlopen(f"{server}/preview/99-hostile?csp=0", timeout=10) as response:
+        assert response.headers.get("Content-Security-Policy") is None  # the escaping stands alone
+    dom = parse(chromium("--virtual-time-budget=3000", "--dump-dom", f"{server}/preview/99-hostile?csp=0"))
+    assert dom.title.strip() != "pwned"
+    assert dom.title.startswith("Card preview: Hostile <script>")  # the title text, shown as text
+    assert not [tag for tag, _ in dom.tags if tag in {"script", "img", "iframe", "object", "embed"}]
+    for tag, attrs in dom.tags:
+        assert not [name for name in attrs if name.startswith("on")], (tag, attrs)
+        assert not any("javascript:" in (value or "").lower() for value in attrs.values()), (tag, attrs)
+    rows = {row[0]: row[1:] for row in dom.rows if row}
+    assert rows["Pancreas and biliary tree"][0] == "19"
+    evidence = rows["Pancreas and biliary tree"][1]
+    assert "Diffuse enlargement of the pancreas" in evidence
+    assert "<img src=x" in evidence and "<script>" in evidence  # visible as text, not as elements
+    assert "Consider IgG4-related disease" in " ".join(dom.text)
