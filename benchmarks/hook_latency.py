@@ -20,7 +20,8 @@ thread) for a fixed duration at a fixed concurrency, in two variants:
 The four targets are measured in alternating segments (bare/warm, service/warm, bare/cold, service/cold,
 then again), each after a warm-up, so machine noise hits all. Then a short extra pass runs the service at log
 level INFO and averages the ``timings_ms`` phases of its ``hook call`` lines, per variant. Last, unless
-``--no-fetch``, ``fetch_latency.py`` measures the no-prefetch path against a local FHIR server.
+``--no-fetch``, ``fetch_latency.py`` measures the no-prefetch path against a local FHIR server. The uvicorn
+start/wait/stop code is ``_servers.py``'s.
 
 The evaluation date cannot be pinned through the environment (``create_app(today=...)`` only), so the
 service uses today's date; the fixture's dates are 2026-10/11 and fall inside the 3-year lab lookback
@@ -43,9 +44,7 @@ import math
 import os
 import re
 import secrets
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -55,6 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from _servers import Server, service_env
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the checkout's cds_service, whatever the working directory
@@ -66,99 +66,13 @@ from cds_service.reports import report_text  # noqa: E402
 FIXTURE = ROOT / "fhir_fixtures" / "01-published-case" / "request.json"
 SERVICE_ID = "igg4rd-order-sign"
 HOOK_PATH = f"/cds-services/{SERVICE_ID}"
-HOST = "127.0.0.1"
-READY_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
 PHASES = ("parse", "fetch", "evaluate", "render")
 EXPECTED_TOTAL = 35  # the published case's score (fhir_fixtures/01-published-case/expected.json)
 # The end of a sentence: ., ! or ? after a letter or a closing parenthesis, before white space or the end.
 # (Not after a digit: "1." starts a list item and "3.1" is a decimal.)
 _SENTENCE_END = re.compile(r"(?<=[A-Za-z)])([.!?])(?=\s|$)")
 _TEXT_TYPES = ("text/plain", "text/markdown")
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Server:
-    """One uvicorn subprocess on loopback; stderr goes to a file so a full pipe can never block it."""
-
-    name: str
-    app: str
-    workdir: Path
-    env: dict[str, str]
-    app_dir: Path | None = None
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-    stderr_path: Path | None = None
-
-    @property
-    def base_url(self) -> str:
-        """The server's loopback base URL."""
-        return f"http://{HOST}:{self.port}"
-
-    def start(self) -> None:
-        """Launch uvicorn (1 worker, log level warning, no access log)."""
-        cmd = [sys.executable, "-m", "uvicorn", self.app, "--host", HOST, "--port", str(self.port)]
-        cmd += ["--workers", "1", "--log-level", "warning", "--no-access-log"]
-        if self.app_dir is not None:
-            cmd += ["--app-dir", str(self.app_dir)]
-        self.stderr_path = self.workdir / f"{self.name}-{self.port}.stderr"
-        with self.stderr_path.open("wb") as err:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=err)
-
-    def stderr_text(self) -> str:
-        """Everything the server wrote to stderr so far."""
-        if self.stderr_path is None or not self.stderr_path.exists():
-            return ""
-        return self.stderr_path.read_text(errors="replace")
-
-    def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
-        """Poll ``/healthz`` until it answers 200; fail if the process dies or ``timeout_s`` passes."""
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout_s
-        with httpx.Client(timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise SystemExit(
-                        f"{self.name} exited with code {self.proc.returncode} before it was ready:\n"
-                        f"{self.stderr_text()[-3000:]}"
-                    )
-                try:
-                    if client.get(f"{self.base_url}/healthz").status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
-        raise SystemExit(f"{self.name} not ready after {timeout_s:.0f} s:\n{self.stderr_text()[-3000:]}")
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time the server process has used so far (Linux ``/proc``; NaN elsewhere)."""
-        if self.proc is None:
-            return math.nan
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return math.nan
-        # fields[0] is field 3 (state) of proc(5); utime and stime are fields 14 and 15.
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        """Terminate, then kill if it does not exit in time."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=STOP_TIMEOUT_S)
 
 
 @dataclass
@@ -416,16 +330,6 @@ def phase_means(log_text: str) -> tuple[int, dict[str, float]]:
     return calls, {phase: statistics.fmean(values) for phase, values in sums.items()}
 
 
-def service_env(workdir: Path, log_level: str) -> dict[str, str]:
-    """The service's environment: dev mode, throwaway SQLite database, the given app log level."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IGG4_CDS_")}
-    env["IGG4_CDS_DEV_MODE"] = "true"
-    env["IGG4_CDS_DATABASE_URL"] = f"sqlite:///{workdir / 'feedback.sqlite3'}"
-    env["IGG4_CDS_LOG_LEVEL"] = log_level
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
 def print_table(stats: dict[str, dict[str, float]]) -> None:
     """One line per target."""
     print(
@@ -477,6 +381,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="1,4",
         help="no-prefetch pass: comma-separated hook concurrency levels (1,4)",
     )
+    parser.add_argument(
+        "--proxy-latency-ms",
+        type=float,
+        default=40.0,
+        help="no-prefetch pass: delay the latency proxy adds before forwarding each FHIR call (40)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run of everything in about 40 s")
     args = parser.parse_args(argv)
     if args.quick:
@@ -493,6 +403,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("cold pool and fetch reps must be >= 1, fetch duration > 0")
     if not args.fetch_levels or min(args.fetch_levels) < 1:
         parser.error("--fetch-concurrency needs levels >= 1")
+    if not 0 <= args.proxy_latency_ms <= 10_000:
+        parser.error("--proxy-latency-ms must be between 0 and 10000")
     return args
 
 

@@ -20,7 +20,7 @@ traceback, unexpected status or transport error.
     python benchmarks/load_mixed.py --quick        # 10 s
     python benchmarks/load_mixed.py --duration 30 --concurrency 8
 
-Traffic goes to 127.0.0.1 only; every loop is bounded by the deadline and the server is stopped in
+The uvicorn start/wait/stop code is ``_servers.py``'s. Traffic goes to 127.0.0.1 only; every loop is bounded by the deadline and the server is stopped in
 ``finally``.
 """
 
@@ -29,10 +29,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import random
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -44,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from _servers import Server, service_env
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -51,9 +49,6 @@ sys.path.insert(0, str(ROOT))
 from cds_service.discovery import SERVICES  # noqa: E402
 from cds_service.fixtures import list_fixtures  # noqa: E402
 
-HOST = "127.0.0.1"
-READY_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 10.0
 REQUEST_TIMEOUT_S = 30.0
 MAX_BODY_BYTES = 5 * 1024 * 1024
 FEEDBACK_EXAMPLES = ROOT.parent / "shared" / "reference" / "cds-hooks" / "examples" / "spec-2.0.1"
@@ -196,88 +191,16 @@ def build_catalogue(seed: int) -> list[tuple[Call, float]]:
 # ------------------------------------------------------------------ the server
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """``uvicorn cds_service.app:app`` on loopback; stderr goes to a file so a full pipe never blocks it."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.base_url = f"http://{HOST}:{self.port}"
-        self.stderr_path = workdir / "server.stderr"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("IGG4_CDS_")}
-        self.env.update(
-            IGG4_CDS_DEV_MODE="true",
-            IGG4_CDS_DATABASE_URL=f"sqlite:///{workdir / 'feedback.sqlite3'}",
-            IGG4_CDS_LOG_LEVEL="WARNING",
-            PYTHONUNBUFFERED="1",
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        cmd = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "cds_service.app:app",
-            "--host",
-            HOST,
-            "--port",
-            str(self.port),
-        ]
-        cmd += ["--workers", "1", "--log-level", "warning", "--no-access-log"]
-        with self.stderr_path.open("wb") as err:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=err)
-
-    def stderr_text(self) -> str:
-        return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
-
-    def wait_ready(self) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        with httpx.Client(timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise SystemExit(
-                        f"server exited with {self.proc.returncode}:\n{self.stderr_text()[-3000:]}"
-                    )
-                try:
-                    if client.get(f"{self.base_url}/cds-services").status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
-        raise SystemExit(f"server not ready after {READY_TIMEOUT_S:.0f} s:\n{self.stderr_text()[-3000:]}")
-
-    def rss_bytes(self) -> int:
-        """Resident set size of the server (and any children), psutil or ``/proc/<pid>/status``."""
-        assert self.proc is not None
-        try:
-            import psutil
-
-            process = psutil.Process(self.proc.pid)
-            return process.memory_info().rss + sum(
-                c.memory_info().rss for c in process.children(recursive=True)
-            )
-        except ImportError:
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-            return 0
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=STOP_TIMEOUT_S)
+def make_server(workdir: Path) -> Server:
+    """The service (``_servers.Server``): dev mode, throwaway SQLite store, log level WARNING, ready at discovery."""
+    return Server(
+        "server",
+        "cds_service.app:app",
+        workdir,
+        service_env(workdir, "WARNING"),
+        ready_path="/cds-services",
+        stderr_name="server.stderr",
+    )
 
 
 # ------------------------------------------------------------------ the load
@@ -424,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     catalogue = build_catalogue(args.seed)
     with tempfile.TemporaryDirectory(prefix="igg4-load-") as tmp:
-        server = Server(Path(tmp))
+        server = make_server(Path(tmp))
         try:
             server.start()
             server.wait_ready()

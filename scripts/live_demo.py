@@ -18,14 +18,11 @@ and the throwaway directory is removed. Exit status 0 when every patient matches
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import fnmatch
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +44,10 @@ from cds_service.discovery import SERVICES  # noqa: E402
 from cds_service.fixture_loader import LoadReport, load_bundles  # noqa: E402
 from cds_service.fixtures import Fixture, list_fixtures  # noqa: E402
 
+sys.path.insert(0, str(REPO / "tests"))  # the sekmet-fhir start/stop code shared with the tests (no pytest)
+from servers import sekmet  # noqa: E402
+from servers.sekmet import ServerError  # noqa: E402
+
 STARTUP_TIMEOUT_S: Final = 30.0
 CALL_TIMEOUT_S: Final = 30.0
 STOP_GRACE_S: Final = 10.0
@@ -66,8 +67,7 @@ directory), IGG4_CDS_HOOK_TIME_BUDGET_S and IGG4_CDS_LOG_LEVEL (passed on to the
 """
 
 
-class DemoError(RuntimeError):
-    """A server could not be started or the fixtures could not be loaded."""
+DemoError = ServerError  # a server could not be started (the fixtures' load failing is reported on its own)
 
 
 @dataclass
@@ -80,104 +80,26 @@ class Started:
     log_path: Path
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _log_tail(path: Path, chars: int = 2000) -> str:
-    try:
-        return path.read_text(errors="replace")[-chars:]
-    except OSError:
-        return ""
-
-
-def _spawn(
-    name: str, argv: list[str], env: dict[str, str], cwd: Path, log_path: Path
-) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in its own session (so its whole process group can be stopped), output to ``log_path``."""
-    with log_path.open("wb") as log_file:
-        try:
-            return subprocess.Popen(  # noqa: S603 - fixed argv built here, no shell
-                argv, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        except OSError as exc:
-            raise DemoError(f"cannot start {name} ({argv[0]}): {exc}") from exc
-
-
 def wait_until_up(started: Started, probe_url: str, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
     """Poll ``probe_url`` until it answers 200; raise :class:`DemoError` if the process dies or time runs out."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if started.process.poll() is not None:
-            raise DemoError(
-                f"{started.name} exited with {started.process.returncode}:\n{_log_tail(started.log_path)}"
-            )
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(probe_url, timeout=1).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise DemoError(
-        f"{started.name} did not answer {probe_url} within {timeout_s:.0f} s:\n{_log_tail(started.log_path)}"
-    )
+    sekmet.wait_until_answers(started.name, started.process, probe_url, started.log_path, timeout_s)
 
 
 def stop(started: Started) -> None:
     """Stop a started process group: SIGTERM, wait, then SIGKILL."""
-    process = started.process
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=STOP_GRACE_S)
-    except ProcessLookupError:
-        process.wait(timeout=STOP_GRACE_S)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
-
-
-def _clean_env() -> dict[str, str]:
-    """The environment without venv activation and without settings meant for other servers."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("SEKMET_", "VIRTUAL_ENV", "IGG4_CDS_"))}
+    sekmet.stop_process(started.process, STOP_GRACE_S)
 
 
 def start_fhir(workdir: Path, started: list[Started]) -> Started:
-    """Start sekmet-fhir on a free loopback port with an empty data directory under ``workdir``.
+    """Start sekmet-fhir (``tests/servers/sekmet.py``) on a free loopback port with an empty data directory.
 
-    The process is appended to ``started`` as soon as it exists, so the caller stops it even when waiting
-    for it fails or is interrupted.
+    Everything lives under ``workdir``. The process is appended to ``started`` as soon as it exists, so the
+    caller stops it even when waiting for it fails or is interrupted.
     """
-    venv = Path(os.environ.get("IGG4_FHIR_SERVER_VENV", str(REPO / ".venv-fhir")))
-    sekmet = venv / "bin" / "sekmet"
-    if not sekmet.exists():
-        raise DemoError(f"sekmet-fhir not installed in {venv}: run bash .ci/install-fhir-server.sh")
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}/fhir"
-    data_dir = workdir / "data"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    config = workdir / "settings.yaml"
-    # JSON is valid YAML. No simulator reacting to writes, no inbound log, no auth.
-    settings = {
-        "base_url": base_url,
-        "host": "127.0.0.1",
-        "port": port,
-        "data_dir": str(data_dir),
-        "simulator": {"enabled": False},
-        "log_inbound": False,
-        "server_auth": {"types": ["none"]},
-    }
-    config.write_text(json.dumps(settings, indent=2))
-    log_path = workdir / "fhir-server.log"
-    argv = [str(sekmet), "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
-    server = Started(
-        "sekmet-fhir", _spawn("sekmet-fhir", argv, _clean_env(), workdir, log_path), base_url, log_path
-    )
+    fhir = sekmet.launch(workdir, log_name="fhir-server.log")
+    server = Started("sekmet-fhir", fhir.process, fhir.base_url, fhir.log_path)
     started.append(server)
-    wait_until_up(server, f"{base_url}/metadata")
+    fhir.wait_until_up()
     return server
 
 
@@ -186,8 +108,8 @@ def start_service(workdir: Path, started: list[Started]) -> Started:
 
     Appended to ``started`` as soon as it exists, like :func:`start_fhir`.
     """
-    port = free_port()
-    env = _clean_env()
+    port = sekmet.free_port()
+    env = sekmet.clean_env("IGG4_CDS_")
     for passed_on in ("IGG4_CDS_HOOK_TIME_BUDGET_S", "IGG4_CDS_LOG_LEVEL"):
         if passed_on in os.environ:
             env[passed_on] = os.environ[passed_on]
@@ -208,7 +130,7 @@ def start_service(workdir: Path, started: list[Started]) -> Started:
         "warning",
     ]
     url = f"http://127.0.0.1:{port}"
-    server = Started("CDS service", _spawn("CDS service", argv, env, REPO, log_path), url, log_path)
+    server = Started("CDS service", sekmet.spawn("CDS service", argv, env, REPO, log_path), url, log_path)
     started.append(server)
     wait_until_up(server, f"{url}/cds-services")
     return server
