@@ -20,6 +20,15 @@ def _id(prefix: str) -> str:
     return f"{prefix}-{next(_ids)}"
 
 
+def codeable(code: str | None, system: str, text: str | None = None) -> dict[str, Any]:
+    concept: dict[str, Any] = {}
+    if code:
+        concept["coding"] = [{"system": system, "code": code}]
+    if text:
+        concept["text"] = text
+    return concept
+
+
 def observation(
     code: str,
     value: float | str | None = None,
@@ -77,11 +86,7 @@ def condition(
     verification: str | None = "confirmed",
     clinical: str | None = "active",
 ) -> dict[str, Any]:
-    concept: dict[str, Any] = {}
-    if code:
-        concept["coding"] = [{"system": system, "code": code}]
-    if text:
-        concept["text"] = text
+    concept = codeable(code, system, text)
     cond: dict[str, Any] = {
         "resourceType": "Condition",
         "id": _id("cond"),
@@ -138,11 +143,7 @@ def service_request(
     text: str | None = None,
     reason: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    concept: dict[str, Any] = {}
-    if code:
-        concept["coding"] = [{"system": system, "code": code}]
-    if text:
-        concept["text"] = text
+    concept = codeable(code, system, text)
     sr: dict[str, Any] = {
         "resourceType": "ServiceRequest",
         "id": _id("sr"),
@@ -157,11 +158,7 @@ def service_request(
 
 
 def medication_request(rxnorm: str | None = None, *, text: str | None = None) -> dict[str, Any]:
-    concept: dict[str, Any] = {}
-    if rxnorm:
-        concept["coding"] = [{"system": RXNORM, "code": rxnorm}]
-    if text:
-        concept["text"] = text
+    concept = codeable(rxnorm, RXNORM, text)
     return {
         "resourceType": "MedicationRequest",
         "id": _id("mr"),
