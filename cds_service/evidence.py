@@ -144,6 +144,7 @@ class DraftOrderFacts:
     reference: str
     actions: frozenset[OrderAction]
     reason_is_cca: bool
+    """True only when the reason names cholangiocarcinoma (a stricture reason acts, but presumes nothing)."""
     label: str
     """Our own label for what was matched, e.g. "CPT 47130" (never record text)."""
 

@@ -56,16 +56,16 @@ def _label_texts(resource: Any) -> list[str]:
     return [text for concept in concepts if concept is not None for text in concept_texts(concept)]
 
 
-def _reason_is_cca(resource: Any, cca_condition_refs: frozenset[str]) -> bool:
+def _reasons(resource: Any, cca_condition_refs: frozenset[str]) -> tuple[bool, bool]:
+    """(reason names cholangiocarcinoma, reason names a biliary stricture) from reasonCode/reasonReference."""
+    cca = stricture = False
     for concept in resource.reasonCode or []:
         kinds, _ = concept_kinds(concept)
-        if ConditionKind.CHOLANGIOCARCINOMA in kinds:
-            return True
-        if any(c.system == codes.ICD10CM and c.code in STRICTURE_ICD10 for c in _codings(concept)):
-            return True
-        if any(_STRICTURE_REASON.search(t) for t in concept_texts(concept)):
-            return True
-    return any(ref.reference in cca_condition_refs for ref in resource.reasonReference or [] if ref.reference)
+        cca |= ConditionKind.CHOLANGIOCARCINOMA in kinds
+        stricture |= any(c.system == codes.ICD10CM and c.code in STRICTURE_ICD10 for c in _codings(concept))
+        stricture |= any(_STRICTURE_REASON.search(t) for t in concept_texts(concept))
+    cca |= any(ref.reference in cca_condition_refs for ref in resource.reasonReference or [] if ref.reference)
+    return cca, stricture
 
 
 def _service_request_actions(resource: Any) -> tuple[set[OrderAction], str]:
@@ -108,11 +108,12 @@ def classify_order(resource: Any, cca_condition_refs: frozenset[str] = frozenset
         actions, label = _medication_request_actions(resource)
     else:
         actions, label = _service_request_actions(resource)
-    reason = _reason_is_cca(resource, cca_condition_refs)
-    if reason:
+    # Either reason makes the order act on the presumption; only a CCA reason raises the presumption itself.
+    reason_cca, reason_stricture = _reasons(resource, cca_condition_refs)
+    if reason_cca or reason_stricture:
         actions.add(OrderAction.REASON)
         label = label or "order with reason cholangiocarcinoma or biliary stricture"
     reference = (
         f"{resource.get_resource_type()}/{resource.id}" if resource.id else resource.get_resource_type()
     )
-    return DraftOrderFacts(reference, frozenset(actions), reason, label)
+    return DraftOrderFacts(reference, frozenset(actions), reason_cca, label)

@@ -264,3 +264,12 @@ def test_a_patient_id_that_is_not_a_fhir_id_is_never_put_into_a_query(client, pa
     response = post(client, "order-sign", body)
     assert response.status_code == 412
     assert "patientId" in response.json()["issue"][0]["diagnostics"]
+
+
+def test_benign_stricture_order_without_any_cca_shows_no_card(client):
+    ercp = service_request("43260", reason=(ICD10, "K83.1"))  # ERCP for a biliary stricture, no CCA anywhere
+    stricture = report("Smooth tapering stricture of the distal common bile duct, likely benign.")
+    response = post(
+        client, "order-sign", hook_request(orders=[ercp], observations=[IGG4_HIGH], reports=[stricture])
+    )
+    assert response.json() == {"cards": []}

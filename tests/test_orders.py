@@ -51,3 +51,13 @@ def test_reason_reference_to_a_cca_condition():
 def test_cpt_system_is_required_for_cpt_codes():
     assert not _classify(service_request("47130", system="http://example.org/local")).actions
     assert CPT.endswith("cpt")
+
+
+@pytest.mark.parametrize(
+    ("reason", "acts", "names_cca"),
+    [((ICD10, "C22.1"), True, True), ((ICD10, "K83.1"), True, False), ((SNOMED, "312104005"), True, True)],
+)
+def test_a_stricture_reason_acts_on_the_presumption_but_does_not_raise_it(reason, acts, names_cca):
+    facts = _classify(service_request("43260", CPT, reason=reason))  # ERCP
+    assert bool(facts.actions) is acts
+    assert facts.reason_is_cca is names_cca
