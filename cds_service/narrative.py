@@ -45,6 +45,41 @@ def _c(pattern: str, flags: int = _I) -> re.Pattern[str]:
     return re.compile(pattern, flags)
 
 
+def _at_word(alternatives: str) -> str:
+    r"""``\b(?:alternatives)`` for alternatives that EACH begin with ``\b``: the same matches, but a scan
+    rejects a position inside a word with one test instead of trying every alternative there (~3x faster).
+    """
+    return rf"\b(?:{alternatives})"
+
+
+# Speed: most patterns match in few sentences, and a failed case-insensitive regex scan still costs
+# microseconds per pattern. Each pattern therefore carries "hints": lower-case literals at least one of
+# which occurs in ANY match (they are words the pattern spells out, outside any optional part), so a
+# plain substring test on the lower-cased sentence can skip the scan without changing the result.
+# Hints must not contain whitespace (patterns use \s+) and must be re-checked when a pattern changes.
+_Hints = tuple[str, ...]
+# Case-insensitive matching also folds these four non-ASCII letters onto ASCII ones ("ſ" matches "s"),
+# which ``str.lower`` does not: a sentence holding one is scanned without the shortcut.
+_FOLDS_TO_ASCII = ("\u0130", "\u0131", "\u017f", "\u212a")
+
+
+def _hint_text(sentence: str) -> str | None:
+    """The lower-cased sentence for hint tests, or None when hints cannot be trusted for it."""
+    if not sentence.isascii() and any(ch in sentence for ch in _FOLDS_TO_ASCII):
+        return None
+    return sentence.lower()
+
+
+def _may_match(low: str | None, hints: _Hints) -> bool:
+    """False only when the pattern with these hints cannot match the sentence ``low`` was made from."""
+    if low is None:
+        return True
+    for hint in hints:  # noqa: SIM110 - runs ~50 times a sentence: any() + genexpr is ~2x slower
+        if hint in low:
+            return True
+    return False
+
+
 # ---------------------------------------------------------------------------------------------------
 # Sentence splitting
 # ---------------------------------------------------------------------------------------------------
@@ -165,6 +200,8 @@ class _Family:
     window: int = 8  # max tokens between the ABN and the LOC
     blocker: re.Pattern[str] | None = None  # other organs: no pairing across them
     needs: re.Pattern[str] | None = None  # sentence must contain this for the family to apply
+    loc_hints: _Hints = ()  # hints of ``loc`` and ``abn`` (see ``_may_match``); both must hit
+    abn_hints: _Hints = ()
 
 
 def _kind(m: re.Match[str]) -> str:
@@ -201,16 +238,18 @@ def _resolve_pancreas(loc_kind: str, abn_kind: str, _loc: str, ctx: str) -> tupl
 # --- biliary --------------------------------------------------------------------------------------
 _CBD = r"(?:common\s+bile\s+duct|CBD|bile\s+duct)"
 _BIL_LOC = _c(
-    rf"(?P<dist>\b(?:distal|intra-?pancreatic|lower|terminal|pancreatic\s+portion\s+of\s+the)\s+{_CBD}"
-    r"|\bintra-?pancreatic\s+(?:portion|segment|part)|\bampulla(?:ry)?\b)"
-    r"|(?P<prox>\bintrahepatic\b|\bIHDs?\b|\bcommon\s+hepatic\s+ducts?\b|\bCHD\b"
-    r"|\b(?:right|left)(?:\s+and\s+(?:right|left))?\s+hepatic\s+ducts?\b|\bhepatic\s+ducts?\b"
-    r"|\b(?:peri)?hilar\s+(?:bile\s+ducts?|biliary|ducts?)\b|\b(?:hepatic|liver|biliary)\s+hilum\b"
-    r"|\b(?:biliary\s+)?confluence\b|\bporta\s+hepatis\b"
-    rf"|\b(?:proximal|mid|middle|upper|suprapancreatic)(?:[- ]to[- ](?:mid|middle))?\s+{_CBD}"
-    r"|\bextrahepatic\s+(?:bile\s+|biliary\s+)?(?:ducts?|biliary|tree)?)"
-    rf"|(?P<unq>\b{_CBD}s?\b|\bbiliary\b)"
-    r"|(?P<weak>\b(?:peri)?hil(?:ar|um)\b)"
+    _at_word(
+        rf"(?P<dist>\b(?:distal|intra-?pancreatic|lower|terminal|pancreatic\s+portion\s+of\s+the)\s+{_CBD}"
+        r"|\bintra-?pancreatic\s+(?:portion|segment|part)|\bampulla(?:ry)?\b)"
+        r"|(?P<prox>\bintrahepatic\b|\bIHDs?\b|\bcommon\s+hepatic\s+ducts?\b|\bCHD\b"
+        r"|\b(?:right|left)(?:\s+and\s+(?:right|left))?\s+hepatic\s+ducts?\b|\bhepatic\s+ducts?\b"
+        r"|\b(?:peri)?hilar\s+(?:bile\s+ducts?|biliary|ducts?)\b|\b(?:hepatic|liver|biliary)\s+hilum\b"
+        r"|\b(?:biliary\s+)?confluence\b|\bporta\s+hepatis\b"
+        rf"|\b(?:proximal|mid|middle|upper|suprapancreatic)(?:[- ]to[- ](?:mid|middle))?\s+{_CBD}"
+        r"|\bextrahepatic\s+(?:bile\s+|biliary\s+)?(?:ducts?|biliary|tree)?)"
+        rf"|(?P<unq>\b{_CBD}s?\b|\bbiliary\b)"
+        r"|(?P<weak>\b(?:peri)?hil(?:ar|um)\b)"
+    )
 )
 _BIL_ABN = _c(
     r"\b(?:(?P<strict>strictur(?:e|es|ed|ing)|stenos[ie]s|stenotic|narrow(?:ing|ed)|cut-?off)"
@@ -249,14 +288,18 @@ def _resolve_gland(_k: str, _a: str, loc_text: str, _s: str) -> tuple[Concept, s
 
 # --- kidney ---------------------------------------------------------------------------------------
 _KID_LOC = _c(
-    r"(?P<pelvis>\brenal\s+pelv(?:is|es|ic)\b|\bpelvi-?ca(?:l|ly)[iy]?ceal\b|\bcollecting\s+systems?\b)"
-    r"|(?P<cortex>\brenal(?:\s+(?:cortex|cortical|parenchyma\w*))?\b|\bkidneys?\b|\bcort(?:ex|ical)\b"
-    r"|\bparenchyma\w*)"
+    _at_word(
+        r"(?P<pelvis>\brenal\s+pelv(?:is|es|ic)\b|\bpelvi-?ca(?:l|ly)[iy]?ceal\b|\bcollecting\s+systems?\b)"
+        r"|(?P<cortex>\brenal(?:\s+(?:cortex|cortical|parenchyma\w*))?\b|\bkidneys?\b|\bcort(?:ex|ical)\b"
+        r"|\bparenchyma\w*)"
+    )
 )
 _KID_ABN = _c(
-    r"(?P<low>\blow[- ](?:attenuation|density|signal)\b|\bhypo-?(?:attenuat\w*|dens\w*|enhanc\w*|intens\w*)"
-    r"|\b(?:decreased|reduced|diminished)\s+enhancement\b)"
-    r"|(?P<thick>\bthicken\w*|\bsoft[- ]tissue\b)"
+    _at_word(
+        r"(?P<low>\blow[- ](?:attenuation|density|signal)\b|\bhypo-?(?:attenuat\w*|dens\w*|enhanc\w*|intens\w*)"
+        r"|\b(?:decreased|reduced|diminished)\s+enhancement\b)"
+        r"|(?P<thick>\bthicken\w*|\bsoft[- ]tissue\b)"
+    )
 )
 _KIDNEY_CONTEXT = _c(r"\bkidneys?\b|\brenal\b|\bnephr")
 
@@ -270,16 +313,20 @@ def _resolve_kidney(loc_kind: str, abn_kind: str, _ctx: str, _s: str) -> tuple[C
 # --- aorta ----------------------------------------------------------------------------------------
 _AORTA_MOD = r"(?:thoracic|ascending|descending|abdominal|infrarenal|juxtarenal|suprarenal|pararenal)"
 _AORTA_LOC = _c(
-    rf"(?P<a>\b(?:{_AORTA_MOD}\s+(?:(?:or|and|,)\s+)?)+aort\w*|\baortic\s+(?:arch|root|bifurcation)\b"
-    r"|\barch\s+of\s+the\s+aorta\b|\b(?:common\s+|external\s+|internal\s+)?iliac\s+arter\w*"
-    r"|\baorto-?iliac\b|\bthoracic(?=\s+(?:peri)?aortitis)|\baort(?:a|ic)\b)"
+    _at_word(
+        rf"(?P<a>\b(?:{_AORTA_MOD}\s+(?:(?:or|and|,)\s+)?)+aort\w*|\baortic\s+(?:arch|root|bifurcation)\b"
+        r"|\barch\s+of\s+the\s+aorta\b|\b(?:common\s+|external\s+|internal\s+)?iliac\s+arter\w*"
+        r"|\baorto-?iliac\b|\bthoracic(?=\s+(?:peri)?aortitis)|\baort(?:a|ic)\b)"
+    )
 )
 _AORTA_ABN = _c(
-    r"(?P<wall>\b(?:wall|mural)\s+thickening\b|\bthickened\s+wall\b|\bthickening\s+of\s+the\s+(?:aortic\s+)?wall\b"
-    r"|\baortitis\b)"
-    r"|(?P<peri>\bperi-?aort(?:ic|itis)\b(?:\s+soft[- ]tissue)?|\bretroperitoneal\s+fibrosis\b"
-    r"|\bsoft[- ]tissue\s+(?:cuff|mantle|rind|sheath|surrounding|around|encasing)\b"
-    r"|\b(?:periarterial|circumferential|anterolateral)\s+soft[- ]tissue\b|\bencas\w+)"
+    _at_word(
+        r"(?P<wall>\b(?:wall|mural)\s+thickening\b|\bthickened\s+wall\b|\bthickening\s+of\s+the\s+(?:aortic\s+)?wall\b"
+        r"|\baortitis\b)"
+        r"|(?P<peri>\bperi-?aort(?:ic|itis)\b(?:\s+soft[- ]tissue)?|\bretroperitoneal\s+fibrosis\b"
+        r"|\bsoft[- ]tissue\s+(?:cuff|mantle|rind|sheath|surrounding|around|encasing)\b"
+        r"|\b(?:periarterial|circumferential|anterolateral)\s+soft[- ]tissue\b|\bencas\w+)"
+    )
 )
 _SELF_LOCATED_PERI = _c(r"peri-?aort|retroperitoneal\s+fibrosis")
 _THORACIC_WORDS = _c(r"\b(?:thoracic|ascending|descending|arch|root)\b")
@@ -289,9 +336,9 @@ _ABDOMINAL_WORDS = _c(
 
 # --- chest ----------------------------------------------------------------------------------------
 _CHEST_LOC = _c(
-    r"(?P<pbv>\b(?:peri)?bronchovascular\b|\binterlobular\b|\bseptal\b)|(?P<pvb>\bparavertebral\b)"
+    _at_word(r"(?P<pbv>\b(?:peri)?bronchovascular\b|\binterlobular\b|\bseptal\b)|(?P<pvb>\bparavertebral\b)")
 )
-_CHEST_ABN = _c(r"(?P<thick>\bthicken\w*)|(?P<st>\bsoft[- ]tissue\b|\bband(?:-like)?\b)")
+_CHEST_ABN = _c(_at_word(r"(?P<thick>\bthicken\w*)|(?P<st>\bsoft[- ]tissue\b|\bband(?:-like)?\b)"))
 
 
 def _resolve_chest(loc_kind: str, abn_kind: str, _ctx: str, _s: str) -> tuple[Concept, str | None] | None:
@@ -301,61 +348,90 @@ def _resolve_chest(loc_kind: str, abn_kind: str, _ctx: str, _s: str) -> tuple[Co
 
 
 _FAMILIES: tuple[_Family, ...] = (
-    _Family(_PANC_LOC, _PANC_ABN, _resolve_pancreas, window=6, blocker=_c(r"\bkidneys?\b|\bbile\b|\bCBD\b")),
-    _Family(_BIL_LOC, _BIL_ABN, _resolve_biliary, window=8, blocker=_BIL_BLOCK),
-    _Family(_GLAND_LOC, _GLAND_ABN, _resolve_gland, paired=True, by_text=True, window=8),
-    _Family(_KID_LOC, _KID_ABN, _resolve_kidney, paired=True, window=8, needs=_KIDNEY_CONTEXT),
-    _Family(_CHEST_LOC, _CHEST_ABN, _resolve_chest, window=4),
-)
+    _Family(
+        _PANC_LOC, _PANC_ABN, _resolve_pancreas, window=6, blocker=_c(r"\bkidneys?\b|\bbile\b|\bCBD\b"),
+        loc_hints=("pancrea", "uncinate"),
+        abn_hints=("mass", "lesion", "tumo", "nodule", "enlarg", "swollen", "swelling", "bulky", "sausage", "soft"),
+    ),
+    _Family(
+        _BIL_LOC, _BIL_ABN, _resolve_biliary, window=8, blocker=_BIL_BLOCK,
+        loc_hints=("bile", "cbd", "pancreatic", "ampulla", "hepatic", "ihd", "chd", "hilar", "hilum",
+                   "confluence", "porta", "biliary"),
+        abn_hints=("strictur", "steno", "narrow", "cut", "thicken", "bead", "mass", "encas"),
+    ),
+    _Family(
+        _GLAND_LOC, _GLAND_ABN, _resolve_gland, paired=True, by_text=True, window=8,
+        loc_hints=("lacrimal", "parotid", "submandibular", "sublingual"),
+        abn_hints=("enlarg", "swollen", "swelling", "prominen", "hypertroph", "fdg", "uptake", "avid",
+                   "hypermetabolic", "inflam", "infiltrat", "sialadenitis"),
+    ),
+    _Family(
+        _KID_LOC, _KID_ABN, _resolve_kidney, paired=True, window=8, needs=_KIDNEY_CONTEXT,
+        loc_hints=("renal", "pelvi", "collecting", "kidney", "cort", "parenchyma"),
+        abn_hints=("low", "hypo", "enhancement", "thicken", "soft"),
+    ),
+    _Family(
+        _CHEST_LOC, _CHEST_ABN, _resolve_chest, window=4,
+        loc_hints=("bronchovascular", "interlobular", "septal", "paravertebral"),
+        abn_hints=("thicken", "soft", "band"),
+    ),
+)  # fmt: skip
+_AORTA_ABN_HINTS: Final[_Hints] = ("thicken", "aort", "retroperitoneal", "soft", "encas")
 
 # --- standalone terms -----------------------------------------------------------------------------
-_Standalone = tuple[re.Pattern[str], Concept, str | None]
+_Standalone = tuple[re.Pattern[str], Concept, str | None, _Hints]
 _STANDALONE: tuple[_Standalone, ...] = (
     (_c(r"\bsausage[- ](?:shaped|like)\s+pancreas\b|\bloss\s+of\s+(?:the\s+)?(?:normal\s+)?(?:pancreatic\s+)?"
-        r"lobulation\b|\bfeatureless\s+pancrea\w*"), Concept.PANCREAS_DIFFUSE_ENLARGEMENT, None),
-    (_c(r"\bcapsule[- ]like\s+rim\b|\bcapsule\s+sign\b"), Concept.PANCREAS_CAPSULE_RIM, None),
+        r"lobulation\b|\bfeatureless\s+pancrea\w*"), Concept.PANCREAS_DIFFUSE_ENLARGEMENT, None, ("sausage", "lobulation", "featureless")),
+    (_c(r"\bcapsule[- ]like\s+rim\b|\bcapsule\s+sign\b"), Concept.PANCREAS_CAPSULE_RIM, None, ("capsule",)),
     (_c(r"\bperiductal\s+(?:soft[- ]tissue\s+)?(?:thickening|infiltration|enhancement)\b"),
-     Concept.BILIARY_PROXIMAL, "level-unstated"),
-    (_c(r"\bdacryoadenitis\b"), Concept.LACRIMAL_GLAND, None),
+     Concept.BILIARY_PROXIMAL, "level-unstated", ("periductal",)),
+    (_c(r"\bdacryoadenitis\b"), Concept.LACRIMAL_GLAND, None, ("dacryoadenitis",)),
     (_c(r"\bsplenomegaly\b|\b(?:enlarged|enlargement\s+of\s+the)\s+spleen\b"
         r"|\bspleen\s+(?:is\s+|appears\s+)?(?:not\s+)?(?:mildly\s+|moderately\s+|markedly\s+)?enlarged\b"),
-     Concept.SPLENOMEGALY, None),
+     Concept.SPLENOMEGALY, None, ("splenomegaly", "spleen")),
     (_c(r"\brapid(?:ly)?\s+(?:interval\s+)?(?:progress\w*|enlarg\w*|growth|growing|increas\w*)"),
-     Concept.RAPID_PROGRESSION, None),
-    (_c(r"\berdheim[- ]chester\b"), Concept.ERDHEIM_CHESTER, None),
-    (_c(r"\batypi(?:a|cal)\b"), Concept.ATYPIA, None),
+     Concept.RAPID_PROGRESSION, None, ("rapid",)),
+    (_c(r"\berdheim[- ]chester\b"), Concept.ERDHEIM_CHESTER, None, ("erdheim",)),
+    (_c(r"\batypi(?:a|cal)\b"), Concept.ATYPIA, None, ("atypi",)),
     (_c(r"\blympho-?plasma(?:cytic|cellular)\b|\bdense\s+lymphocytic\s+infiltrat\w*"
         r"|\bplasma[- ]cell[- ]rich\s+infiltrat\w*|\blymphocytes\s+and\s+plasma\s+cells\b"),
-     Concept.LYMPHOPLASMACYTIC_INFILTRATE, None),
-    (_c(r"\bstoriform\b|\bcartwheel\b"), Concept.STORIFORM_FIBROSIS, None),
+     Concept.LYMPHOPLASMACYTIC_INFILTRATE, None, ("lympho", "plasma")),
+    (_c(r"\bstoriform\b|\bcartwheel\b"), Concept.STORIFORM_FIBROSIS, None, ("storiform", "cartwheel")),
     (_c(r"\bobliterative\s+(?:phlebitis|venulitis)\b|\bobliterated\s+veins?\b|\bphlebitis\b"),
-     Concept.OBLITERATIVE_PHLEBITIS, None),
+     Concept.OBLITERATIVE_PHLEBITIS, None, ("obliterat", "phlebitis")),
     (_c(r"\bIgG4\s*(?:[-+]\s*)?(?:positive|pos\b|\+)|\bIgG4\s*\+?\s*[/:]\s*IgG|\bIgG4\s+(?:immuno\w*|stain\w*|IHC)"
-        r"|\bIgG4[- ]bearing\b"), Concept.IGG4_IMMUNOSTAIN, None),
-    (_c(r"\bgranulom\w*"), Concept.PATHOLOGY_OTHER, "granulomatous"),
+        r"|\bIgG4[- ]bearing\b"), Concept.IGG4_IMMUNOSTAIN, None, ("igg4",)),
+    (_c(r"\bgranulom\w*"), Concept.PATHOLOGY_OTHER, "granulomatous", ("granulom",)),
     (_c(r"\bneutrophilic\s+(?:inflammation|infiltrat\w*)|\b(?:prominent|abundant|numerous)\s+neutrophils\b"
-        r"|\bmicroabscess\w*"), Concept.PATHOLOGY_OTHER, "neutrophilic"),
-    (_c(r"\b(?:necrotizing\s+)?vasculitis\b"), Concept.PATHOLOGY_OTHER, "necrotizing-vasculitis"),
-    (_c(r"\bnecrosis\b|\bnecrotic\b"), Concept.PATHOLOGY_OTHER, "necrosis"),
-    (_c(r"\bALK\b|\bROS-?1\b|\binflammatory\s+myofibroblastic\b"), Concept.PATHOLOGY_OTHER, "imt"),
+        r"|\bmicroabscess\w*"), Concept.PATHOLOGY_OTHER, "neutrophilic", ("neutrophil", "microabscess")),
+    (_c(r"\b(?:necrotizing\s+)?vasculitis\b"), Concept.PATHOLOGY_OTHER, "necrotizing-vasculitis", ("vasculitis",)),
+    (_c(r"\bnecrosis\b|\bnecrotic\b"), Concept.PATHOLOGY_OTHER, "necrosis", ("necro",)),
+    (_c(r"\bALK\b|\bROS-?1\b|\binflammatory\s+myofibroblastic\b"), Concept.PATHOLOGY_OTHER, "imt", ("alk", "ros", "myofibroblastic")),
     (_c(r"\bhistiocytosis\b|\bCD1a\b|\bhistiocytic\s+(?:disorder|neoplasm|proliferation|sarcoma)\b"),
-     Concept.PATHOLOGY_OTHER, "histiocytic"),
+     Concept.PATHOLOGY_OTHER, "histiocytic", ("histiocyt", "cd1a")),
     (_c(r"\b(?:adeno)?carcinomas?\b|\bmalignan(?:cy|cies)\b|\bmalignant\s+(?:cells?|neoplasm|tumou?r|process"
-        r"|lesion|epithelial)\b|\bcancers?\b"), Concept.CARCINOMA, None),
+        r"|lesion|epithelial)\b|\bcancers?\b"), Concept.CARCINOMA, None, ("carcinoma", "malignan", "cancer")),
 )  # fmt: skip
 
 _CCA_RE = _c(
-    r"\bcholangiocarcinomas?\b|\bklatskin(?:'s)?(?:\s+tumou?r)?"
-    r"|\b(?P<hedge>malignant[- ]appearing|malignant)\s+(?:\w+\s+){0,3}?strictur\w*"
-    r"|\b(?:bile\s+duct|biliary|hilar|perihilar)\s+(?:adeno)?(?:carcinoma|cancer|malignancy)"
-    r"|\b(?:adeno)?carcinoma\s+(?:of|in|involving|arising\s+(?:in|from))\s+the\s+(?:\w+\s+){0,3}?"
-    r"(?:bile\s+duct|biliary|hepatic\s+duct|CBD|CHD|hilum)"
+    _at_word(
+        r"\bcholangiocarcinomas?\b|\bklatskin(?:'s)?(?:\s+tumou?r)?"
+        r"|\b(?P<hedge>malignant[- ]appearing|malignant)\s+(?:\w+\s+){0,3}?strictur\w*"
+        r"|\b(?:bile\s+duct|biliary|hilar|perihilar)\s+(?:adeno)?(?:carcinoma|cancer|malignancy)"
+        r"|\b(?:adeno)?carcinoma\s+(?:of|in|involving|arising\s+(?:in|from))\s+the\s+(?:\w+\s+){0,3}?"
+        r"(?:bile\s+duct|biliary|hepatic\s+duct|CBD|CHD|hilum)"
+    )
 )
 _RIM_RE = _c(
-    r"\bperi-?pancreatic\s+halo\b|\bhalo\b|\b(?:hypo\w+|low[- ](?:density|attenuation)|peripheral)\s+rim\b"
-    r"|\brim\s+of\s+(?:decreased|delayed|low|reduced)\s+(?:enhancement|attenuation)\b"
+    _at_word(
+        r"\bperi-?pancreatic\s+halo\b|\bhalo\b|\b(?:hypo\w+|low[- ](?:density|attenuation)|peripheral)\s+rim\b"
+        r"|\brim\s+of\s+(?:decreased|delayed|low|reduced)\s+(?:enhancement|attenuation)\b"
+    )
 )
 _PANCREAS_WORD = _c(r"pancrea")
+_CCA_HINTS: Final[_Hints] = ("carcinoma", "klatskin", "malignan", "cancer")
+_RIM_HINTS: Final[_Hints] = ("halo", "rim")
 
 # --- laterality -----------------------------------------------------------------------------------
 _LAT_RE = _c(
@@ -379,7 +455,9 @@ def _adjacent(sentence: str, abn: re.Match[str], loc: re.Match[str]) -> bool:
     return hi <= lo or len(sentence[lo:hi].split()) <= 1
 
 
-def _family_mentions(sentence: str, fam: _Family) -> list[_Mention]:
+def _family_mentions(sentence: str, fam: _Family, low: str | None) -> list[_Mention]:
+    if not (_may_match(low, fam.loc_hints) and _may_match(low, fam.abn_hints)):
+        return []  # no LOC or no ABN word: nothing to pair
     if fam.needs is not None and not fam.needs.search(sentence):
         return []
     locs = list(fam.loc.finditer(sentence))
@@ -437,7 +515,9 @@ def _family_mentions(sentence: str, fam: _Family) -> list[_Mention]:
     return out
 
 
-def _aorta_mentions(sentence: str) -> list[_Mention]:
+def _aorta_mentions(sentence: str, low: str | None) -> list[_Mention]:
+    if not _may_match(low, _AORTA_ABN_HINTS):
+        return []
     abns = list(_AORTA_ABN.finditer(sentence))
     if not abns:
         return []
@@ -471,18 +551,22 @@ def _aorta_mentions(sentence: str) -> list[_Mention]:
 
 
 def _mentions(sentence: str) -> list[_Mention]:
+    low = _hint_text(sentence)
     out: list[_Mention] = []
     for fam in _FAMILIES:
-        out.extend(_family_mentions(sentence, fam))
-    out.extend(_aorta_mentions(sentence))
-    for pattern, concept, detail in _STANDALONE:
-        out.extend(_Mention(concept, m.start(), m.end(), detail=detail) for m in pattern.finditer(sentence))
-    for m in _CCA_RE.finditer(sentence):
+        out.extend(_family_mentions(sentence, fam, low))
+    out.extend(_aorta_mentions(sentence, low))
+    for pattern, concept, detail, hints in _STANDALONE:
+        if _may_match(low, hints):
+            out.extend(
+                _Mention(concept, m.start(), m.end(), detail=detail) for m in pattern.finditer(sentence)
+            )
+    for m in _CCA_RE.finditer(sentence) if _may_match(low, _CCA_HINTS) else ():
         hedged = Assertion.UNCERTAIN if (m.group("hedge") or "").lower().endswith("appearing") else None
         out.append(
             _Mention(Concept.CHOLANGIOCARCINOMA, m.start(), m.end(), forced=hedged, extra=[Concept.CARCINOMA])
         )
-    if _PANCREAS_WORD.search(sentence):
+    if _may_match(low, _RIM_HINTS) and _PANCREAS_WORD.search(sentence):
         out.extend(
             _Mention(Concept.PANCREAS_CAPSULE_RIM, m.start(), m.end()) for m in _RIM_RE.finditer(sentence)
         )
@@ -500,50 +584,70 @@ _SEEN = (
     r"(?:seen|identified|visualized|visualised|present|evident|demonstrated|appreciated|detected|found|noted)"
 )
 
-# (pattern, type, direction, token window)
-_CUE_SPECS: tuple[tuple[str, str, str, int], ...] = (
+# (pattern, type, direction, token window, hints)
+_CUE_SPECS: tuple[tuple[str, str, str, int, _Hints], ...] = (
     # pseudo-cues: mask shorter cues they overlap
     (r"\bno\s+(?:significant\s+|definite\s+|appreciable\s+)?(?:interval\s+)?(?:change|increase|progression)\b",
-     _PSEUDO, _PRE, 0),
-    (r"\bwithout\s+(?:significant\s+|interval\s+)*change\b|\bnot\s+only\b|\bno\s+further\b", _PSEUDO, _PRE, 0),
-    (r"\bnot\s+significantly\s+changed\b|\bgram[- ]negative\b|\bnot\s+necessarily\b", _PSEUDO, _PRE, 0),
-    (rf"\b(?:compared|comparison)\s+(?:with|to)\s+(?:the\s+)?(?:prior|previous|earlier)(?:\s+{_EXAMS})?", _PSEUDO, _PRE, 0),
-    (rf"\b(?:prior|previous|earlier)\s+(?:\w+\s+)?{_EXAMS}\b|\bsince\s+(?:the\s+)?(?:prior|previous)\b", _PSEUDO, _PRE, 0),
+     _PSEUDO, _PRE, 0,
+     ("change", "increase", "progression")),
+    (_at_word(r"\bwithout\s+(?:significant\s+|interval\s+)*change\b|\bnot\s+only\b|\bno\s+further\b"), _PSEUDO, _PRE, 0,
+     ("change", "only", "further")),
+    (_at_word(r"\bnot\s+significantly\s+changed\b|\bgram[- ]negative\b|\bnot\s+necessarily\b"), _PSEUDO, _PRE, 0,
+     ("significantly", "gram", "necessarily")),
+    (rf"\b(?:compared|comparison)\s+(?:with|to)\s+(?:the\s+)?(?:prior|previous|earlier)(?:\s+{_EXAMS})?", _PSEUDO, _PRE, 0,
+     ("compar",)),
+    (_at_word(rf"\b(?:prior|previous|earlier)\s+(?:\w+\s+)?{_EXAMS}\b|\bsince\s+(?:the\s+)?(?:prior|previous)\b"), _PSEUDO, _PRE, 0,
+     ("prior", "previous", "earlier")),
     # negation
-    (r"\bno\b|\bnot\b|\bwithout\b|\bnegative\s+for\b|\babsen(?:t|ce\s+of)\b|\bfree\s+of\b|\bnor\b|\bneither\b"
+    (_at_word(r"\bno\b|\bnot\b|\bwithout\b|\bnegative\s+for\b|\babsen(?:t|ce\s+of)\b|\bfree\s+of\b|\bnor\b|\bneither\b"
      r"|\bno\s+evidence\s+of\b|\bno\s+longer\b|\bresolution\s+of\b|\bfails?\s+to\s+(?:show|reveal|demonstrate)\b"
-     r"|\bruled\s+out\b|\bdenie[sd]\b", _NEG, _PRE, 10),
-    (r"\b0\s*(?:of|/)\s*\d+\s+(?:\w+\s+){0,2}?(?:positive|involved)(?:\s+for)?\b", _NEG, _PRE, 4),
-    (r"\bfavou?r(?:s|ed|ing)?\s+[^.;]{0,40}?\bover\b", _NEG, _PRE, 4),
+     r"|\bruled\s+out\b|\bdenie[sd]\b"), _NEG, _PRE, 10,
+     ("no", "without", "negative", "absen", "free", "neither", "resolution", "fail", "ruled", "denie")),
+    (r"\b0\s*(?:of|/)\s*\d+\s+(?:\w+\s+){0,2}?(?:positive|involved)(?:\s+for)?\b", _NEG, _PRE, 4,
+     ("positive", "involved")),
+    (r"\bfavou?r(?:s|ed|ing)?\s+[^.;]{0,40}?\bover\b", _NEG, _PRE, 4,
+     ("favo",)),
     (rf"\b(?:is|are|was|were|has\s+been|have\s+been)\s+(?:not\s+{_SEEN}|absent|excluded|ruled\s+out|negative"
-     r"|(?:most\s+|very\s+)?unlikely)\b", _NEG, _POST, 8),
-    (rf"\bnot\s+{_SEEN}\b|\b(?:has|have)\s+(?:since\s+)?(?:completely\s+)?resolved\b|\bno\s+longer\s+{_SEEN}\b"
-     r"|\bunlikely\b", _NEG, _POST, 8),
-    (r"\bresolved\b", _NEG, _BOTH, 6),
+     r"|(?:most\s+|very\s+)?unlikely)\b", _NEG, _POST, 8,
+     ("not", "absent", "excluded", "ruled", "negative", "unlikely")),
+    (_at_word(rf"\bnot\s+{_SEEN}\b|\b(?:has|have)\s+(?:since\s+)?(?:completely\s+)?resolved\b|\bno\s+longer\s+{_SEEN}\b"
+     r"|\bunlikely\b"), _NEG, _POST, 8,
+     ("no", "resolved", "unlikely")),
+    (r"\bresolved\b", _NEG, _BOTH, 6,
+     ("resolved",)),
     # hypothetical
-    (r"\brule\s+out\b|\br/o\b|\bto\s+(?:exclude|assess|evaluate)(?:\s+for)?\b|\bevaluat(?:e|ion)\s+(?:for|of)\b"
+    (_at_word(r"\brule\s+out\b|\br/o\b|\bto\s+(?:exclude|assess|evaluate)(?:\s+for)?\b|\bevaluat(?:e|ion)\s+(?:for|of)\b"
      r"|\bassess(?:ment)?\s+(?:for|of)\b|\bif\b|\bin\s+case\s+of\b|\bshould\s+(?:there\s+be|it)\b"
-     r"|\bscreen(?:ing)?\s+for\b|\bwork-?up\s+(?:for|of)\b|\bin\s+the\s+event\b", _HYP, _PRE, 10),
+     r"|\bscreen(?:ing)?\s+for\b|\bwork-?up\s+(?:for|of)\b|\bin\s+the\s+event\b"), _HYP, _PRE, 10,
+     ("rule", "r/o", "exclude", "assess", "evaluat", "if", "case", "should", "screen", "work", "event")),
     # uncertainty
-    (r"\bpossibl[ey]\b|\bprobabl[ey]\b|\bquestionabl[ey]\b|\bquestion\s+of\b|\bequivocal\b"
+    (_at_word(r"\bpossibl[ey]\b|\bprobabl[ey]\b|\bquestionabl[ey]\b|\bquestion\s+of\b|\bequivocal\b"
      r"|\bsuspicious\s+(?:for|of)\b|\bsuspect(?:ed)?\b|\bconcerning\s+for\b|\bconcern\s+for\b"
      r"|\bworrisome\s+for\b|\bcan\s*not\s+(?:exclude|rule\s+out)\b"
      r"|\b(?:may|might|could)\s+(?:represent|reflect|be|indicate|correspond\s+to)\b|\b(?:most\s+)?likely\b"
      r"|\bpresum(?:ed|ably|ptive)\b|\bsuggestive\s+of\b|\bsuggest(?:s|ing)?\b|\bfavou?r(?:s|ed|ing)?\b"
      r"|\bdifferential\s+(?:diagnosis\s+)?(?:includes?|considerations?\s+include|of)\b|\bindeterminate\b"
-     r"|\braises?\s+(?:the\s+)?(?:possibility|concern)\b|\?", _UNC, _PRE, 10),
-    (r"\bcan\s*not\s+be\s+(?:excluded|ruled\s+out)\b|\b(?:is|are)\s+not\s+excluded\b"
-     r"|\b(?:is|are|was)\s+(?:suspected|possible|probable|favou?red|questioned|(?:most\s+)?likely)\b", _UNC, _POST, 8),
-    (r"\bversus\b|\bvs\.?(?=\s)", _UNC, _BOTH, 4),
+     r"|\braises?\s+(?:the\s+)?(?:possibility|concern)\b") + r"|\?", _UNC, _PRE, 10,
+     ("possibl", "probabl", "question", "equivocal", "suspic", "suspect", "concern", "worrisome", "exclude", "rule",
+      "may", "might", "could", "likely", "presum", "suggest", "favo", "differential", "indeterminate", "raise", "?")),
+    (_at_word(r"\bcan\s*not\s+be\s+(?:excluded|ruled\s+out)\b|\b(?:is|are)\s+not\s+excluded\b"
+     r"|\b(?:is|are|was)\s+(?:suspected|possible|probable|favou?red|questioned|(?:most\s+)?likely)\b"), _UNC, _POST, 8,
+     ("excluded", "ruled", "suspected", "possible", "probable", "favo", "questioned", "likely")),
+    (_at_word(r"\bversus\b|\bvs\.?(?=\s)"), _UNC, _BOTH, 4,
+     ("versus", "vs")),
     # historical
-    (r"\bhistory\s+of\b|\bh/o\b|\bhx\s+of\b|\bstatus\s+post\b|\bs/p\b|\bprevious(?:ly)?\b|\bprior\b"
-     r"|\bformerly\b|\bpast\b|\bremote\b", _HIST, _PRE, 10),
+    (_at_word(r"\bhistory\s+of\b|\bh/o\b|\bhx\s+of\b|\bstatus\s+post\b|\bs/p\b|\bprevious(?:ly)?\b|\bprior\b"
+     r"|\bformerly\b|\bpast\b|\bremote\b"), _HIST, _PRE, 10,
+     ("history", "h/o", "hx", "status", "s/p", "previous", "prior", "formerly", "past", "remote")),
     (rf"\b(?:prior|previous|earlier)\s+(?:\w+\s+)?{_EXAMS}(?:\s+\S+){{0,3}}?\s+"
-     r"(?:showed|shows|demonstrated|revealed|noted|described|disclosed)\b", _HIST, _PRE, 10),
-    (r"\b(?:in|since)\s+(?:19|20)\d\d\b|\b\d+\s+years?\s+ago\b|\bpreviously\b", _HIST, _BOTH, 8),
+     r"(?:showed|shows|demonstrated|revealed|noted|described|disclosed)\b", _HIST, _PRE, 10,
+     ("prior", "previous", "earlier")),
+    (_at_word(r"\b(?:in|since)\s+(?:19|20)\d\d\b|\b\d+\s+years?\s+ago\b|\bpreviously\b"), _HIST, _BOTH, 8,
+     ("19", "20", "ago", "previously")),
     # present-state: overrides historical within the clause
-    (r"\bunchanged\b|\bpersist\w*|\bagain\s+(?:seen|noted|demonstrated|identified)\b|\bredemonstrat\w*"
-     r"|\bstable\b|\bresidual\b|\bremains?\b|\bstill\b", _PRESENT, _BOTH, 20),
+    (_at_word(r"\bunchanged\b|\bpersist\w*|\bagain\s+(?:seen|noted|demonstrated|identified)\b|\bredemonstrat\w*"
+     r"|\bstable\b|\bresidual\b|\bremains?\b|\bstill\b"), _PRESENT, _BOTH, 20,
+     ("unchanged", "persist", "again", "redemonstrat", "stable", "residual", "remain", "still")),
 )  # fmt: skip
 
 
@@ -553,6 +657,7 @@ class _CueSpec:
     kind: str
     direction: str
     window: int
+    hints: _Hints
 
 
 @dataclass(frozen=True, slots=True)
@@ -564,7 +669,7 @@ class _Cue:
     window: int
 
 
-_CUES = tuple(_CueSpec(_c(p), k, d, w) for p, k, d, w in _CUE_SPECS)
+_CUES = tuple(_CueSpec(_c(p), k, d, w, h) for p, k, d, w, h in _CUE_SPECS)
 _TERMINATOR_ALL = _c(
     r"[;:]|\b(?:but|however|although|though|whereas|while|except|yet|nonetheless|which|who)\b"
     r"|\b(?:apart|aside)\s+from\b|\bother\s+than\b|,\s*and\s+(?:there|the|it)\b|\band\s+there\s+(?:is|are)\b"
@@ -574,9 +679,11 @@ _PRECEDENCE = ((_NEG, Assertion.NEGATED), (_HYP, Assertion.HYPOTHETICAL), (_UNC,
 
 
 def _find_cues(sentence: str) -> list[_Cue]:
+    low = _hint_text(sentence)
     found = [
         _Cue(m.start(), m.end(), spec.kind, spec.direction, spec.window)
         for spec in _CUES
+        if _may_match(low, spec.hints)
         for m in spec.pattern.finditer(sentence)
         if m.end() > m.start()
     ]
