@@ -282,8 +282,12 @@ _GLAND_CONCEPT = {
 }
 
 
+# Letters that case-insensitive regex matching folds to ASCII but str.lower() does not ("parotıd").
+_REGEX_FOLDS = str.maketrans({"İ": "i", "ı": "i", "ſ": "s", "\u212a": "k"})
+
+
 def _resolve_gland(_k: str, _a: str, loc_text: str, _s: str) -> tuple[Concept, str | None]:
-    return _GLAND_CONCEPT[loc_text.lower()], None
+    return _GLAND_CONCEPT[loc_text.translate(_REGEX_FOLDS).lower()], None
 
 
 # --- kidney ---------------------------------------------------------------------------------------
@@ -615,6 +619,14 @@ _CUE_SPECS: tuple[tuple[str, str, str, int, _Hints], ...] = (
      ("no", "resolved", "unlikely")),
     (r"\bresolved\b", _NEG, _BOTH, 6,
      ("resolved",)),
+    # pathologists' hedges against a diagnosis ("carcinoma is not favoured", "findings argue against CCA")
+    (_at_word(r"\b(?:is|are|was|were)\s+(?:\w+\s+)?not\s+favou?red\b|\b(?:is|are|was|were)\s+disfavou?red\b"),
+     _NEG, _POST, 8,
+     ("favo",)),
+    (_at_word(r"\bnot\s+favou?red\b"), _NEG, _PRE, 8,
+     ("favo",)),
+    (_at_word(r"\bargu(?:e|es|ing)\s+against\b|\bevidence\s+against\b"), _NEG, _PRE, 10,
+     ("against",)),
     # hypothetical
     (_at_word(r"\brule\s+out\b|\br/o\b|\bto\s+(?:exclude|assess|evaluate)(?:\s+for)?\b|\bevaluat(?:e|ion)\s+(?:for|of)\b"
      r"|\bassess(?:ment)?\s+(?:for|of)\b|\bif\b|\bin\s+case\s+of\b|\bshould\s+(?:there\s+be|it)\b"
@@ -623,16 +635,22 @@ _CUE_SPECS: tuple[tuple[str, str, str, int, _Hints], ...] = (
     # uncertainty
     (_at_word(r"\bpossibl[ey]\b|\bprobabl[ey]\b|\bquestionabl[ey]\b|\bquestion\s+of\b|\bequivocal\b"
      r"|\bsuspicious\s+(?:for|of)\b|\bsuspect(?:ed)?\b|\bconcerning\s+for\b|\bconcern\s+for\b"
-     r"|\bworrisome\s+for\b|\bcan\s*not\s+(?:exclude|rule\s+out)\b"
+     r"|\bworrisome\s+for\b|\bcan\s*not\s+(?:entirely\s+|completely\s+|definitely\s+|fully\s+)?(?:exclude|rule\s+out)\b"
      r"|\b(?:may|might|could)\s+(?:represent|reflect|be|indicate|correspond\s+to)\b|\b(?:most\s+)?likely\b"
      r"|\bpresum(?:ed|ably|ptive)\b|\bsuggestive\s+of\b|\bsuggest(?:s|ing)?\b|\bfavou?r(?:s|ed|ing)?\b"
      r"|\bdifferential\s+(?:diagnosis\s+)?(?:includes?|considerations?\s+include|of)\b|\bindeterminate\b"
      r"|\braises?\s+(?:the\s+)?(?:possibility|concern)\b") + r"|\?", _UNC, _PRE, 10,
      ("possibl", "probabl", "question", "equivocal", "suspic", "suspect", "concern", "worrisome", "exclude", "rule",
       "may", "might", "could", "likely", "presum", "suggest", "favo", "differential", "indeterminate", "raise", "?")),
-    (_at_word(r"\bcan\s*not\s+be\s+(?:excluded|ruled\s+out)\b|\b(?:is|are)\s+not\s+excluded\b"
+    (_at_word(r"\bcan\s*not\s+be\s+(?:entirely\s+|completely\s+|definitely\s+|fully\s+)?(?:excluded|ruled\s+out)\b"
+     r"|\b(?:is|are)\s+not\s+excluded\b"
      r"|\b(?:is|are|was)\s+(?:suspected|possible|probable|favou?red|questioned|(?:most\s+)?likely)\b"), _UNC, _POST, 8,
      ("excluded", "ruled", "suspected", "possible", "probable", "favo", "questioned", "likely")),
+    # "X, less likely Y": Y is hedged, X is not; "Y is (considered) less likely": Y is hedged
+    (_at_word(r"\bless\s+likely\b"), _UNC, _PRE, 6,
+     ("likely",)),
+    (_at_word(r"\b(?:is|are|was|were)\s+(?:\w+\s+)?less\s+likely\b"), _UNC, _POST, 8,
+     ("likely",)),
     (_at_word(r"\bversus\b|\bvs\.?(?=\s)"), _UNC, _BOTH, 4,
      ("versus", "vs")),
     # historical

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import html
+import logging
 import re
 from typing import Any, Final
 
@@ -14,6 +15,8 @@ from cds_service.dates import to_date
 from cds_service.evidence import ConditionKind, ReportFacts, ReportKind
 from cds_service.findings import Assertion, Concept, TextFinding
 from cds_service.narrative import extract_findings
+
+logger = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS: Final = 200_000
 """Report text beyond this is not read: it bounds the work one request can cause."""
@@ -92,6 +95,14 @@ def _coded_findings(report: Any, kind: ReportKind) -> list[TextFinding]:
     return findings
 
 
+def _read_text(text: str) -> list[TextFinding]:
+    try:
+        return extract_findings(text)
+    except Exception as exc:  # a reader bug must cost one report's findings, never the call
+        logger.error("report text could not be read", extra={"error_type": type(exc).__name__})
+        return []
+
+
 def extract_reports(reports: list[Any]) -> list[ReportFacts]:
     """Facts from every usable DiagnosticReport (entered-in-error, cancelled and registered are skipped)."""
     facts: list[ReportFacts] = []
@@ -105,7 +116,7 @@ def extract_reports(reports: list[Any]) -> list[ReportFacts]:
             contrast = True
         elif _NO_CONTRAST.search(text):
             contrast = False
-        findings = _coded_findings(report, kind) + extract_findings(text)
+        findings = _coded_findings(report, kind) + _read_text(text)
         effective = to_date(report.effectiveDateTime)
         if effective is None and report.effectivePeriod is not None:
             effective = to_date(report.effectivePeriod.start)
