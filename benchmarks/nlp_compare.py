@@ -37,6 +37,8 @@ REPEATS = 5
 
 
 def rules_extract(text: str) -> set[Triple]:
+    # Cold reading: the per-sentence cache would otherwise serve the repeats.
+    narrative.clear_cache()
     return {
         (f.concept.value, f.assertion.value, f.laterality.value if f.laterality else None)
         for f in narrative.extract_findings(text)
