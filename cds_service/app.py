@@ -14,7 +14,7 @@ from functools import partial
 from typing import Any
 
 import orjson
-from fastapi import BackgroundTasks, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -38,6 +38,7 @@ from cds_service.outcomes import error_outcome, operation_outcome
 from cds_service.preview import preview_router
 from cds_service.service import Fetcher, HookOutcome, handle_hook
 from cds_service.settings import Settings, get_settings
+from cds_service.store import CardBatch
 
 logger = logging.getLogger("cds_service.calls")
 
@@ -174,7 +175,7 @@ def create_app(
         return discovery_document()
 
     @app.post("/cds-services/{service_id}")
-    async def call_service(service_id: str, request: Request, background: BackgroundTasks) -> Response:
+    async def call_service(service_id: str, request: Request) -> Response:
         """Answer a hook call with ``{"cards": [...]}``."""
         started = time.perf_counter()
         if service_id not in SERVICES_BY_ID:
@@ -188,7 +189,9 @@ def create_app(
         )
         outcome = await run_in_threadpool(run, service_id, body, settings, deps.fetcher)
         if outcome.cards:
-            background.add_task(_record_cards, deps, service_id, outcome, _patient_reference(outcome, body))
+            hook = SERVICES_BY_ID[service_id].hook
+            patient = _patient_reference(outcome, body)
+            deps.recorder.submit(CardBatch(service_id, hook, outcome.hook_instance, patient, outcome.cards))
         logger.info(
             "hook call",
             extra={
@@ -203,9 +206,7 @@ def create_app(
                 "skipped_resources": outcome.skipped_resources,
             },
         )
-        return Response(
-            orjson.dumps({"cards": outcome.cards}), media_type="application/json", background=background
-        )
+        return Response(orjson.dumps({"cards": outcome.cards}), media_type="application/json")
 
     @app.post("/cds-services/{service_id}/feedback")
     async def feedback(service_id: str, request: Request) -> Response:
@@ -225,17 +226,6 @@ def create_app(
     if settings.dev_mode:
         app.include_router(preview_router(settings))
     return app
-
-
-def _record_cards(deps: Dependencies, service_id: str, outcome: HookOutcome, patient_ref: str | None) -> None:
-    """Record the cards shown (patient reference hashed by the store), after the response is sent."""
-    try:
-        hook = SERVICES_BY_ID[service_id].hook
-        deps.store.record_cards(service_id, hook, outcome.hook_instance, patient_ref, outcome.cards)
-    except Exception as exc:  # a storage failure must never affect the clinician's card
-        logger.error(
-            "recording cards failed", extra={"service": service_id, "error_type": type(exc).__name__}
-        )
 
 
 app = create_app()

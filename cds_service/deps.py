@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from cds_service.auth import Authenticator, Caller, build_authenticator
 from cds_service.errors import AuthenticationError, StorageUnavailableError
 from cds_service.feedback import FeedbackItem
+from cds_service.recorder import CardRecorder
 from cds_service.service import Fetcher
 from cds_service.settings import Settings
 from cds_service.store import Store, StoreConfigError
@@ -28,6 +29,10 @@ class Dependencies:
     fetcher: Fetcher | None = None
     _store: Store | None = field(default=None, init=False)
     _store_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    recorder: CardRecorder = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.recorder = CardRecorder(lambda: self.store)
 
     @classmethod
     def from_settings(cls, settings: Settings, fetcher: Fetcher | None = None) -> Dependencies:
@@ -66,7 +71,8 @@ class Dependencies:
             return self._store
 
     def close(self) -> None:
-        """Release pooled connections."""
+        """Write the queued card records, then release pooled connections."""
+        self.recorder.close()
         close_fetcher = getattr(self.fetcher, "close", None)
         if callable(close_fetcher):
             close_fetcher()

@@ -307,6 +307,17 @@ def _card_row(
     }
 
 
+@dataclass(frozen=True)
+class CardBatch:
+    """The cards of one hook response, to record (the patient reference is hashed when stored)."""
+
+    service_id: str
+    hook: str
+    hook_instance: str
+    patient_ref: str | None
+    cards: Sequence[Mapping[str, Any]]
+
+
 class Store:
     """The feedback store. Create with :meth:`from_url` or :meth:`from_settings`; share one per process."""
 
@@ -431,6 +442,18 @@ class Store:
             return 0
         return 1
 
+    def _insert_many_ignoring_duplicates(
+        self, conn: Connection, table: Table, rows: list[dict[str, Any]]
+    ) -> int:
+        """Insert ``rows`` in one statement where the dialect allows, skipping duplicates; return how many were new."""
+        dialect = conn.dialect.name
+        if dialect not in ("sqlite", "postgresql"):
+            return sum(self._insert_ignoring_duplicates(conn, table, row) for row in rows)
+        key = next(iter(table.primary_key.columns))
+        dialect_insert = sqlite_insert if dialect == "sqlite" else pg_insert
+        stmt = dialect_insert(table).on_conflict_do_nothing().returning(key)
+        return len(conn.execute(stmt, rows).all())
+
     def record_cards(
         self,
         service_id: str,
@@ -446,20 +469,27 @@ class Store:
         and ``total``, and the suggestion uuids are kept; ``patient_ref`` (e.g. ``context.patientId``) is
         stored only as :meth:`patient_hash`.
         """
-        patient = (self.patient_hash(patient_ref), self._key_id()) if patient_ref else None
+        return self.record_card_batches([CardBatch(service_id, hook, hook_instance, patient_ref, cards)])
+
+    def record_card_batches(self, batches: Sequence[CardBatch]) -> int:
+        """Record the cards of several hook responses in one transaction; return how many were new."""
         now = datetime.now(UTC)
-        rows = [
-            row
-            for card in cards
-            if (row := _card_row(card, service_id, hook, hook_instance, patient)) is not None
-        ]
+        rows = []
+        for batch in batches:
+            patient = (self.patient_hash(batch.patient_ref), self._key_id()) if batch.patient_ref else None
+            rows += [
+                row
+                for card in batch.cards
+                if (row := _card_row(card, batch.service_id, batch.hook, batch.hook_instance, patient))
+                is not None
+            ]
         if not rows:
             return 0
-        new = 0
         with self._lock, self._engine.begin() as conn:
-            for row in rows:
-                new += self._insert_ignoring_duplicates(conn, cards_shown, {**row, "created_at": now})
-        log.debug("recorded %d new of %d cards for service %s", new, len(rows), service_id)
+            new = self._insert_many_ignoring_duplicates(
+                conn, cards_shown, [{**row, "created_at": now} for row in rows]
+            )
+        log.debug("recorded %d new of %d cards from %d responses", new, len(rows), len(batches))
         return new
 
     def record_feedback(self, service_id: str, items: Sequence[FeedbackItem]) -> int:

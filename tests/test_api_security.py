@@ -143,6 +143,7 @@ def test_feedback_is_stored_once_and_joined_to_the_card(trusted, key):
     for _ in range(2):  # clients may resend: stored once
         response = client.post(path, json={"feedback": [item]}, headers=auth(token(key, path=path)))
         assert response.status_code == 200
+    client.app.state.deps.recorder.flush()  # cards are recorded off the request path
     store = Store.from_url(f"sqlite:///{tmp / 'feedback.sqlite3'}")
     [rates] = [r for r in store.rates_by_service() if r.service_id == "igg4rd-order-sign"]
     assert rates.overridden >= 1
