@@ -49,6 +49,7 @@ class ORJSONResponse(JSONResponse):
     """JSON rendered with orjson: faster, and never emits NaN or non-standard JSON."""
 
     def render(self, content: Any) -> bytes:
+        """Serialise ``content`` with orjson."""
         return orjson.dumps(content)
 
 
@@ -60,6 +61,7 @@ class OutcomeCORSMiddleware(CORSMiddleware):
     """Starlette's CORS handling, with refused preflights answered as OperationOutcomes like every error."""
 
     def preflight_response(self, request_headers: Headers) -> Response:
+        """Starlette's preflight answer; a refusal becomes an OperationOutcome with the same CORS headers."""
         response = super().preflight_response(request_headers)
         if response.status_code < 400:
             return response
