@@ -54,12 +54,20 @@ class DraftOrders:
         return bool(self.acting) or any(r.reasonReference for r in self.resources)
 
 
-def read_orders(draft_orders: Any) -> DraftOrders:
-    """Parse the draft ServiceRequests and MedicationRequests of ``context.draftOrders`` leniently."""
+def read_orders(draft_orders: Any, selections: Any = None) -> DraftOrders:
+    """Parse the draft ServiceRequests and MedicationRequests of ``context.draftOrders`` leniently.
+
+    ``selections`` (order-select: "Type/id" of the orders just selected) limits the orders considered to
+    those, so an order selected earlier does not raise the card again on every later selection. Without a
+    usable list, every draft order counts.
+    """
     skipped = SkippedResources()
     resources = parse_resources(draft_orders, "ServiceRequest", skipped) + parse_resources(
         draft_orders, "MedicationRequest", skipped
     )
+    if isinstance(selections, list) and selections and all(isinstance(s, str) for s in selections):
+        chosen = set(selections)
+        resources = [r for r in resources if f"{r.get_resource_type()}/{r.id}" in chosen]
     return DraftOrders(resources, [classify_order(r) for r in resources], skipped)
 
 

@@ -232,6 +232,8 @@ def suggested_loinc(result: CriteriaResult) -> list[list[str]]:
 
 
 def _suggestions(result: CriteriaResult, patient_id: str | None) -> list[dict[str, Any]]:
+    if patient_id is None:
+        return []  # a ServiceRequest needs a subject to be valid FHIR: no patient, no draft order
     labels = {
         (codes.IGG4,): "Order serum IgG4",
         (codes.IGG1,): "Order IgG subclasses: IgG1 for the IgG4/IgG1 ratio",

@@ -162,13 +162,16 @@ def is_allowed_base(fhir_server: str, allowed: list[str], dev_mode: bool) -> boo
     same scheme, host and port: ``https://ehr.example/fhir`` allows ``https://ehr.example/fhir/r4`` but not
     ``https://ehr.example/fhirx``, ``https://ehr.example.evil.com/fhir`` or ``http://ehr.example/fhir``. In
     development mode loopback hosts (127.0.0.0/8, ::1, localhost) are allowed as well. Malformed URLs and
-    allow-list entries never match.
+    allow-list entries never match. Plain ``http`` is refused for any host but loopback, even when an
+    ``http`` entry is listed: patient data and access tokens never cross a network in clear (CDS Hooks: TLS).
     """
     target = _normalise(fhir_server)
     if target is None:
         return False
     if dev_mode and _is_loopback(target.host):
         return True
+    if target.scheme != "https" and not _is_loopback(target.host):
+        return False
     for entry in allowed:
         base = _normalise(entry)
         if base is not None and base.contains(target):

@@ -116,3 +116,26 @@ def sort_prefetch(prefetch: Mapping[str, Any]) -> SortedPrefetch:
         else:
             result.data[query.key] = value
     return result
+
+
+def search_errors(value: Any) -> tuple[str | None, bool]:
+    """An error or fatal OperationOutcome inside a search Bundle: (its description, whether the Bundle holds
+    anything else). A server reports a partial search this way; warnings and information are ignored."""
+    if not isinstance(value, Mapping) or value.get("resourceType") != "Bundle":
+        return None, True
+    entries = value.get("entry")
+    resources: list[Mapping[str, Any]] = [
+        e["resource"]
+        for e in (entries if isinstance(entries, list) else [])
+        if isinstance(e, Mapping) and isinstance(e.get("resource"), Mapping)
+    ]
+    outcomes = [r for r in resources if r.get("resourceType") == "OperationOutcome"]
+    failing: list[str] = []
+    for outcome in outcomes:
+        issues = outcome.get("issue")
+        for issue in issues if isinstance(issues, list) else []:
+            if isinstance(issue, Mapping) and issue.get("severity") in {"error", "fatal"}:
+                failing.append(str(issue.get("code")))
+    if not failing:
+        return None, True
+    return f"the search reported an error ({', '.join(failing[:3])})", len(resources) > len(outcomes)

@@ -23,7 +23,7 @@ from cds_service.assessment import (
 from cds_service.cards import render_cards
 from cds_service.discovery import SERVICES_BY_ID
 from cds_service.errors import DataUnavailableError, FailedQuery, UnknownServiceError
-from cds_service.hooks import HookRequest, parse_hook_request, sort_prefetch
+from cds_service.hooks import HookRequest, parse_hook_request, search_errors, sort_prefetch
 from cds_service.queries import QUERIES_BY_KEY
 from cds_service.settings import Settings
 
@@ -97,6 +97,14 @@ def gather_data(
             if request.fhir_server and not request.patient_id:
                 reason = "absent from prefetch and context.patientId missing"
             failures.update(dict.fromkeys(prefetch.absent, reason))
+    partial: set[str] = set()
+    for key, value in list(data.items()):
+        error, has_data = search_errors(value)
+        if error is not None and has_data:
+            partial.add(key)  # use what came back; the card says the data is incomplete
+        elif error is not None:
+            failures[key] = error
+            del data[key]
     required = [
         FailedQuery(k, QUERIES_BY_KEY[k].template, failures[k])
         for k in sorted(failures)
@@ -104,7 +112,7 @@ def gather_data(
     ]
     if required:
         raise DataUnavailableError(required)
-    return data, set(failures), fetched
+    return data, set(failures) | partial, fetched
 
 
 def handle_hook(
@@ -124,7 +132,9 @@ def handle_hook(
     if service is None:
         raise UnknownServiceError(f"no CDS service with id '{service_id}'")
     request = parse_hook_request(body, service.hook)
-    orders = read_orders(request.draft_orders)
+    orders = read_orders(
+        request.draft_orders, request.context.get("selections") if request.hook == "order-select" else None
+    )
     outcome = HookOutcome([], service_id, request.hook_instance)
     timer.lap("parse")
     if not needs_patient_data(request.hook, orders):

@@ -273,3 +273,50 @@ def test_benign_stricture_order_without_any_cca_shows_no_card(client):
         client, "order-sign", hook_request(orders=[ercp], observations=[IGG4_HIGH], reports=[stricture])
     )
     assert response.json() == {"cards": []}
+
+
+def test_order_select_considers_only_the_selected_orders(client):
+    cbc = service_request("58410-2", "http://loinc.org", text="CBC")
+    body = hook_request(
+        "order-select", orders=[HEPATECTOMY, cbc], conditions=[CCA], observations=[IGG4_HIGH], reports=[CT]
+    )
+    body["context"]["selections"] = [f"ServiceRequest/{cbc['id']}"]  # the hepatectomy was selected earlier
+    assert post(client, "order-select", body).json() == {"cards": []}
+    body["context"]["selections"] = [f"ServiceRequest/{HEPATECTOMY['id']}"]
+    assert [c["indicator"] for c in post(client, "order-select", body).json()["cards"]] == ["warning"]
+
+
+def test_no_draft_orders_suggested_without_a_patient_id(client):
+    body = hook_request("patient-view", conditions=[CCA], reports=[CT])
+    del body["context"]["patientId"]
+    [card] = post(client, "patient-view", body).json()["cards"]
+    assert "suggestions" not in card and "selectionBehavior" not in card
+
+
+def _with_outcome_entry(searchset, severity="error"):
+    outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": severity, "code": "too-costly"}]}
+    searchset.setdefault("entry", []).append({"resource": outcome, "search": {"mode": "outcome"}})
+    return searchset
+
+
+def test_a_search_error_beside_results_marks_the_data_incomplete(client):
+    body = hook_request(orders=[HEPATECTOMY], conditions=[CCA], observations=[IGG4_HIGH], reports=[CT])
+    _with_outcome_entry(body["prefetch"]["observations"])
+    [card] = post(client, "order-sign", body).json()["cards"]
+    assert "Incomplete data" in card["detail"]
+    assert card["extension"]["igg4rd-cds.classification"]["total"] == 35
+
+
+def test_a_search_that_only_failed_is_412_when_required(client):
+    body = hook_request(orders=[HEPATECTOMY], conditions=[CCA], observations=[IGG4_HIGH])
+    _with_outcome_entry(body["prefetch"]["reports"])
+    response = post(client, "order-sign", body)
+    assert response.status_code == 412
+    assert "too-costly" in response.json()["issue"][0]["diagnostics"]
+
+
+def test_a_warning_outcome_in_a_search_changes_nothing(client):
+    body = hook_request(orders=[HEPATECTOMY], conditions=[CCA], observations=[IGG4_HIGH], reports=[CT])
+    _with_outcome_entry(body["prefetch"]["observations"], severity="warning")
+    [card] = post(client, "order-sign", body).json()["cards"]
+    assert "Incomplete data" not in card["detail"]

@@ -215,3 +215,16 @@ def test_the_pancreas_biliary_row_shows_both_components():
     [card], _ = render(ev)
     row = next(line for line in card["detail"].splitlines() if line.startswith("| Pancreas"))
     assert "hilar stricture sentence" in row and "pancreas sentence 0" in row
+
+
+def test_no_suggestion_without_a_patient():
+    result = evaluate(PatientEvidence(conditions=[AS]), True)
+    assessment = Assessment(
+        choose_indicator(result, PatientEvidence(conditions=[AS])),
+        Presumption(("Condition/cca",), ()),
+        [],
+        PatientEvidence(conditions=[AS]),
+        result,
+    )
+    [card] = render_cards(assessment, None)
+    assert "suggestions" not in card

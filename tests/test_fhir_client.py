@@ -103,6 +103,14 @@ def test_is_allowed_base(url: str, dev_mode: bool, expected: bool) -> None:
     assert is_allowed_base(url, ALLOWED, dev_mode) is expected
 
 
+def test_plain_http_is_refused_even_when_listed() -> None:
+    assert not is_allowed_base("http://plain.example/fhir", ["http://plain.example/fhir"], False)
+    assert not is_allowed_base("http://plain.example/fhir", ["http://plain.example/fhir"], True)
+    assert is_allowed_base("https://plain.example/fhir", ["https://plain.example/fhir"], False)
+    # A listed loopback base (a sidecar on the same host) may be plain http.
+    assert is_allowed_base("http://127.0.0.1:8090/fhir", ["http://127.0.0.1:8090/fhir"], False)
+
+
 def test_is_allowed_base_root_entry_allows_whole_origin_only() -> None:
     assert is_allowed_base("https://ehr.example/any/path", ["https://ehr.example"], False)
     assert not is_allowed_base("https://ehr.example.com/any", ["https://ehr.example"], False)
