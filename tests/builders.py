@@ -208,3 +208,21 @@ def hook_request(
         "context": context,
         "prefetch": prefetch,
     }
+
+
+def without_uuids(value: Any) -> Any:
+    """``value`` with every ``uuid`` key removed, recursively (cards get fresh uuids on each call)."""
+    if isinstance(value, dict):
+        return {k: without_uuids(v) for k, v in value.items() if k != "uuid"}
+    if isinstance(value, list):
+        return [without_uuids(v) for v in value]
+    return value
+
+
+def put_entry(resource: dict[str, Any]) -> dict[str, Any]:
+    """A transaction Bundle entry that PUTs ``resource`` at its fixed id."""
+    return {
+        "fullUrl": f"urn:uuid:{resource['resourceType']}-{resource['id']}",
+        "resource": resource,
+        "request": {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"},
+    }

@@ -24,6 +24,7 @@ from cds_service.fixture_loader import load_bundles
 from cds_service.hooks import HookRequest
 from cds_service.queries import QUERIES, QUERIES_BY_KEY
 from cds_service.settings import Settings
+from tests.builders import put_entry
 
 TOKEN = "s3cr3t-t0ken-do-not-log"
 QUERY = {"conditions": "Condition?patient=123"}
@@ -259,14 +260,6 @@ OTHER = "igg4-fetch-2"
 MANY = "igg4-fetch-many"
 
 
-def _put(resource: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "fullUrl": f"urn:uuid:{resource['resourceType']}-{resource['id']}",
-        "resource": resource,
-        "request": {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"},
-    }
-
-
 def _coding(system: str, code: str) -> dict[str, Any]:
     return {"coding": [{"system": system, "code": code}]}
 
@@ -338,13 +331,13 @@ def clinical_bundle() -> dict[str, Any]:
             "subject": {"reference": f"Patient/{PATIENT}"},
         },
     ]
-    return {"resourceType": "Bundle", "type": "transaction", "entry": [_put(r) for r in resources]}
+    return {"resourceType": "Bundle", "type": "transaction", "entry": [put_entry(r) for r in resources]}
 
 
 def many_conditions_bundle(n: int) -> dict[str, Any]:
     resources = [{"resourceType": "Patient", "id": MANY}]
     resources += [_condition(f"fm-{i:02d}", MANY, "K83.01") for i in range(n)]
-    return {"resourceType": "Bundle", "type": "transaction", "entry": [_put(r) for r in resources]}
+    return {"resourceType": "Bundle", "type": "transaction", "entry": [put_entry(r) for r in resources]}
 
 
 @pytest.fixture(scope="module")

@@ -13,20 +13,13 @@ from servers.faulty_fhir import FaultyFhirServer
 from servers.fhir import FhirServer, free_port
 
 from cds_service.fixture_loader import LoadReport, load_bundles, main, read_fixtures
+from tests.builders import put_entry
 
 TOKEN = "loader-t0ken-not-printed"
 
 
-def _put(resource: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "fullUrl": f"urn:uuid:{resource['resourceType']}-{resource['id']}",
-        "resource": resource,
-        "request": {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"},
-    }
-
-
 def _bundle(*resources: dict[str, Any]) -> dict[str, Any]:
-    return {"resourceType": "Bundle", "type": "transaction", "entry": [_put(r) for r in resources]}
+    return {"resourceType": "Bundle", "type": "transaction", "entry": [put_entry(r) for r in resources]}
 
 
 def patient_bundle(pid: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from cds_service.discovery import SERVICES
 from cds_service.fixture_loader import load_bundles
 from cds_service.fixtures import list_fixtures
 from cds_service.settings import Settings
+from tests.builders import without_uuids
 from tests.conftest import EVALUATION_DATE
 
 pytestmark = pytest.mark.integration
@@ -38,14 +39,6 @@ def live_client() -> TestClient:
     return TestClient(create_app(Settings(dev_mode=True), today=lambda: EVALUATION_DATE))
 
 
-def _without_uuids(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _without_uuids(v) for k, v in value.items() if k != "uuid"}
-    if isinstance(value, list):
-        return [_without_uuids(v) for v in value]
-    return value
-
-
 def _call(client: TestClient, request: dict[str, Any]) -> Any:
     return client.post(f"/cds-services/{SERVICE_FOR_HOOK[request['hook']]}", json=request)
 
@@ -58,7 +51,7 @@ def test_same_cards_with_and_without_prefetch(live_client, loaded, fixture):
     request["fhirServer"] = loaded.base_url
     fetched = _call(live_client, request)
     assert with_prefetch.status_code == fetched.status_code == 200, fetched.text
-    assert _without_uuids(fetched.json()) == _without_uuids(with_prefetch.json())
+    assert without_uuids(fetched.json()) == without_uuids(with_prefetch.json())
 
 
 def test_partial_prefetch_fetches_only_the_absent_keys(live_client, loaded):
@@ -69,7 +62,7 @@ def test_partial_prefetch_fetches_only_the_absent_keys(live_client, loaded):
     request["fhirServer"] = loaded.base_url
     response = _call(live_client, request)
     assert response.status_code == 200
-    assert _without_uuids(response.json()) == _without_uuids(_call(live_client, fixture.request).json())
+    assert without_uuids(response.json()) == without_uuids(_call(live_client, fixture.request).json())
 
 
 def test_null_prefetch_key_is_not_fetched(live_client, loaded):

@@ -34,6 +34,7 @@ from cds_service.discovery import SERVICES
 from cds_service.fixture_loader import load_bundles
 from cds_service.fixtures import Fixture, list_fixtures
 from cds_service.settings import Settings
+from tests.builders import without_uuids
 
 pytestmark = pytest.mark.sandbox
 
@@ -57,15 +58,6 @@ def _token() -> str | None:
 
 def _budget() -> float:
     return float(os.environ.get("IGG4_CDS_HOOK_TIME_BUDGET_S") or DEFAULT_BUDGET_S)
-
-
-def _without_uuids(value: Any) -> Any:
-    """``value`` with every ``uuid`` key removed, recursively (cards get fresh uuids on each call)."""
-    if isinstance(value, dict):
-        return {k: _without_uuids(v) for k, v in value.items() if k != "uuid"}
-    if isinstance(value, list):
-        return [_without_uuids(v) for v in value]
-    return value
 
 
 def _probe(base: str, token: str | None) -> None:
@@ -135,4 +127,4 @@ def test_sandbox_fetch_gives_the_prefetch_cards(
     fetched = _call(sandbox_client, request)
     assert with_prefetch.status_code == 200, with_prefetch.text
     assert fetched.status_code == 200, fetched.text
-    assert _without_uuids(fetched.json()) == _without_uuids(with_prefetch.json())
+    assert without_uuids(fetched.json()) == without_uuids(with_prefetch.json())
