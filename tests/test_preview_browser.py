@@ -10,16 +10,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from servers import sekmet
 
 from tests.test_preview import HOSTILE_CONCLUSION, hostile_request
 
@@ -87,12 +86,6 @@ def parse(html: str) -> Dom:
     return dom
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def write_fixtures(root: Path) -> None:
     """The published case, and a hostile patient whose title and report text carry markup."""
     shutil.copytree(REPO / "fhir_fixtures" / "01-published-case", root / "01-published-case")
@@ -114,7 +107,7 @@ def server(tmp_path):
     """The app in dev mode under uvicorn on a free loopback port; yields its base URL."""
     fixtures = tmp_path / "fixtures"
     write_fixtures(fixtures)
-    port = free_port()
+    port = sekmet.free_port()
     env = {
         **os.environ,
         "IGG4_CDS_DEV_MODE": "true",
@@ -123,34 +116,16 @@ def server(tmp_path):
         "IGG4_CDS_LOG_LEVEL": "WARNING",
     }
     env.pop("IGG4_CDS_TRUST_FILE", None)
-    log = (tmp_path / "uvicorn.log").open("wb")
+    log = tmp_path / "uvicorn.log"
     command = [sys.executable, "-m", "uvicorn", "cds_service.app:app", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--log-level", "warning"]
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
+    process = sekmet.spawn("uvicorn", command, env, REPO, log)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"uvicorn exited: {(tmp_path / 'uvicorn.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("uvicorn did not answer /healthz within 30 s")
-            time.sleep(0.2)
+        sekmet.wait_until_answers("uvicorn", process, f"{base}/healthz", log, timeout_s=30)
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()
+        sekmet.stop_process(process)
 
 
 @pytest.fixture
