@@ -192,6 +192,7 @@ class Authenticator:
         """
         if settings.trust_file is None:
             raise TrustConfigError("IGG4_CDS_TRUST_FILE is not set: no CDS Client can be authenticated")
+        options.setdefault("leeway_s", settings.jwt_leeway_s)
         return cls(load_trust_config(settings.trust_file), make_replay_cache(settings), **options)
 
     def verify(self, authorization: str | None, url: str) -> Caller:

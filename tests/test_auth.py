@@ -451,6 +451,20 @@ def test_from_settings_with_example_trust_file() -> None:
         auth.verify(forge({"alg": "ES384", "kid": "x"}, claims(iss="https://x.example"), lambda d: b"x"), URL)
 
 
+@pytest.mark.parametrize(("leeway_s", "accepted"), [(60, True), (5, False)])
+def test_leeway_comes_from_settings(tmp_path: Path, keys: Keys, leeway_s: int, accepted: bool) -> None:
+    trust = {"issuers": [{"iss": ISS, "tenant": TENANT, "jwks": {"keys": [keys.es.as_dict(private=False)]}}]}
+    (tmp_path / "trust.json").write_text(json.dumps(trust))
+    settings = Settings(trust_file=tmp_path / "trust.json", jwt_leeway_s=leeway_s)
+    auth = Authenticator.from_settings(settings, now=lambda: NOW)
+    token = mint(keys.es, iat=NOW + 30, exp=NOW + 330)  # issued 30 s in the future
+    if accepted:
+        assert auth.verify(token, URL).iss == ISS
+    else:
+        with pytest.raises(AuthenticationError, match="iat"):
+            auth.verify(token, URL)
+
+
 def test_build_authenticator_modes(tmp_path: Path) -> None:
     assert build_authenticator(Settings(dev_mode=True, trust_file=None)) is None
     with pytest.raises(TrustConfigError, match="TRUST_FILE"):
