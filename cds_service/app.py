@@ -36,7 +36,7 @@ from cds_service.fhir_client import PrefetchFetcher
 from cds_service.logs import configure_logging
 from cds_service.outcomes import error_outcome, operation_outcome
 from cds_service.preview import preview_router
-from cds_service.service import Fetcher, HookOutcome, handle_hook
+from cds_service.service import Fetcher, handle_hook
 from cds_service.settings import Settings, get_settings
 from cds_service.store import CardBatch
 
@@ -95,12 +95,6 @@ def _public_url(request: Request, settings: Settings) -> str:
     if settings.public_base_url:
         return settings.public_base_url.rstrip("/") + request.url.path
     return str(request.url.replace(query=None, fragment=None))
-
-
-def _patient_reference(outcome: HookOutcome, body: Any) -> str | None:
-    context = body.get("context") if isinstance(body, dict) else None
-    patient = context.get("patientId") if isinstance(context, dict) else None
-    return f"Patient/{patient}" if isinstance(patient, str) and outcome.cards else None
 
 
 def create_app(
@@ -192,7 +186,7 @@ def create_app(
         outcome = await run_in_threadpool(run, service_id, body, settings, deps.fetcher)
         if outcome.cards:
             hook = SERVICES_BY_ID[service_id].hook
-            patient = _patient_reference(outcome, body)
+            patient = f"Patient/{outcome.patient_id}" if outcome.patient_id else None
             deps.recorder.submit(CardBatch(service_id, hook, outcome.hook_instance, patient, outcome.cards))
         logger.info(
             "hook call",

@@ -132,9 +132,11 @@ def _context(evidence: PatientEvidence) -> list[str]:
     if evidence.has_condition(ConditionKind.IGG4_RD):
         lines.append("IgG4-related disease is already on the problem list.")
     labs: list[str] = []
+    shown: set[str] = set()  # two LOINC codes share a name (bilirubin): show the first one measured
     for code, name in codes.CONTEXT_LABS.items():
         results = evidence.lab(code)
-        if results and results[0].value is not None and name not in {lab.split(" ")[0] for lab in labs}:
+        if results and results[0].value is not None and name not in shown:
+            shown.add(name)
             latest = results[0]
             flag = " (high)" if latest.above_high else ""
             labs.append(f"{name} {escape(latest.original, limit=40)}{flag}")
@@ -179,10 +181,9 @@ def _detail(assessment: Assessment, result: CriteriaResult) -> str:
         "",
         *_domain_table(result),
     ]
-    flagged = [e for e in result.exclusions]
-    if flagged:
+    if result.exclusions:
         parts += ["", "**Exclusions**"]
-        for exclusion in flagged:
+        for exclusion in result.exclusions:
             status = (
                 "present — blocks classification"
                 if exclusion.status is ExclusionStatus.PRESENT

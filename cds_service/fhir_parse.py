@@ -74,7 +74,7 @@ def parse_resources(
     for raw in iter_raw_resources(data):
         if raw.get("resourceType") != resource_type or (keep is not None and not keep(raw)):
             continue
-        result = _validated(resource_type, raw)
+        result = _cache.get_or_validate(resource_type, raw)
         if isinstance(result, _Invalid):
             skipped.add(resource_type)
             logger.info(
@@ -136,10 +136,6 @@ def _validate(resource_type: str, raw: Mapping[str, Any]) -> Any:
     except (ValidationError, ValueError, TypeError) as exc:
         # Keep the failing field paths only: the error text can quote record values.
         return _Invalid(tuple(_error_fields(exc)))
-
-
-def _validated(resource_type: str, raw: Mapping[str, Any]) -> Any:
-    return _cache.get_or_validate(resource_type, raw)
 
 
 def clear_cache() -> None:

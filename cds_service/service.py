@@ -43,11 +43,16 @@ class Fetcher(Protocol):
 
 @dataclass
 class HookOutcome:
-    """The cards of one call, and what the log line reports about it (no patient data)."""
+    """The cards of one call, and what the log line reports about it.
+
+    ``patient_id`` (the validated ``context.patientId``) is there to record the cards shown, where it is
+    stored hashed; it is never logged.
+    """
 
     cards: list[dict[str, Any]]
     service_id: str
     hook_instance: str
+    patient_id: str | None = None
     assessment: Assessment | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     fetched: list[str] = field(default_factory=list)
@@ -135,7 +140,7 @@ def handle_hook(
     orders = read_orders(
         request.draft_orders, request.context.get("selections") if request.hook == "order-select" else None
     )
-    outcome = HookOutcome([], service_id, request.hook_instance)
+    outcome = HookOutcome([], service_id, request.hook_instance, request.patient_id)
     timer.lap("parse")
     if not needs_patient_data(request.hook, orders):
         outcome.timings_ms = timer.timings
