@@ -1,13 +1,13 @@
 """No-prefetch hook latency against a local FHIR server, next to the latency of each FHIR query it makes.
 
 The CDS Hooks "live data" path: the request has no ``prefetch``, so the service runs the six queries of
-``cds_service.queries.QUERIES`` against ``fhirServer`` itself, concurrently. This pass starts, on free
+``cds_service.hooks.queries.QUERIES`` against ``fhirServer`` itself, concurrently. This pass starts, on free
 loopback ports in one throwaway directory:
 
 * sekmet-fhir, the FHIR test server (``bash .ci/install-fhir-server.sh`` installs it into ``.venv-fhir``),
   started by ``tests/servers/sekmet.py`` (the tests' and the live demo's start/stop code), loaded with every
   fixture Bundle;
-* the service (``uvicorn cds_service.app:app``, one worker, development mode so loopback FHIR servers are
+* the service (``uvicorn cds_service.web.app:app``, one worker, development mode so loopback FHIR servers are
   allowed, log level WARNING, throwaway SQLite store), with ``_servers.py`` as in ``hook_latency.py``;
 * a latency-injecting reverse proxy in front of sekmet-fhir (:class:`LatencyProxy`, a stdlib
   ``ThreadingHTTPServer`` in a thread on 127.0.0.1): every GET waits ``--proxy-latency-ms`` (40) and is then
@@ -58,9 +58,9 @@ sys.path.insert(0, str(hl.ROOT / "tests"))  # servers.sekmet: sekmet-fhir start/
 
 from servers import sekmet
 
-from cds_service.fixture_loader import load_bundles
-from cds_service.fixtures import list_fixtures
-from cds_service.queries import QUERIES
+from cds_service.fixtures.catalog import list_fixtures
+from cds_service.fixtures.loader import load_bundles
+from cds_service.hooks.queries import QUERIES
 
 FHIR_JSON = "application/fhir+json"
 MAX_PAGES = 10
@@ -353,7 +353,7 @@ def run(args: argparse.Namespace) -> int:
         except sekmet.ServerError as exc:
             print(f"no-prefetch pass failed: {exc}", file=sys.stderr)
             return 2
-        service = Server("service", "cds_service.app:app", workdir, service_env(workdir, "WARNING"))
+        service = Server("service", "cds_service.web.app:app", workdir, service_env(workdir, "WARNING"))
         service.start()
         service.wait_ready()
         loaded = load_bundles(fhir.base_url, [(f.name, f.bundle) for f in list_fixtures()])

@@ -2,7 +2,7 @@
 
 Starts two uvicorn servers as subprocesses on free loopback ports, one worker each, same flags:
 
-* ``service``: the real app, ``cds_service.app:app``, in development mode (no authentication) with a
+* ``service``: the real app, ``cds_service.web.app:app``, in development mode (no authentication) with a
   throwaway SQLite feedback database and application log level WARNING (no per-call log line);
 * ``bare``: ``benchmarks/bare_endpoint.py``, which only reads and ``orjson``-parses the body.
 
@@ -59,9 +59,10 @@ from _servers import Server, service_env
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the checkout's cds_service, whatever the working directory
 
-from cds_service import fhir_parse, narrative  # noqa: E402 - after the sys.path set-up
-from cds_service.cards import EXTENSION_KEY  # noqa: E402
-from cds_service.reports import report_text  # noqa: E402
+from cds_service.core import narrative  # noqa: E402
+from cds_service.core import resources as fhir_parse  # noqa: E402 - after the sys.path set-up
+from cds_service.core.reports import report_text  # noqa: E402
+from cds_service.hooks.cards import EXTENSION_KEY  # noqa: E402
 
 FIXTURE = ROOT / "fhir_fixtures" / "01-published-case" / "request.json"
 SERVICE_ID = "igg4rd-order-sign"
@@ -421,7 +422,7 @@ def print_ratios(stats: dict[str, dict[str, float]], variant: str) -> None:
 
 def info_pass(workdir: Path, variants: dict[str, BodySource], args: argparse.Namespace) -> None:
     """Restart the service at log level INFO and print the mean phase timings of each variant's calls."""
-    logged = Server("service-info", "cds_service.app:app", workdir, service_env(workdir, "INFO"))
+    logged = Server("service-info", "cds_service.web.app:app", workdir, service_env(workdir, "INFO"))
     logs: dict[str, tuple[str, dict[str, float]]] = {}
     try:
         logged.start()
@@ -469,7 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bare_env = service_env(workdir, "WARNING")
         servers = {
             "bare": Server("bare", "bare_endpoint:app", workdir, bare_env, app_dir=ROOT / "benchmarks"),
-            "service": Server("service", "cds_service.app:app", workdir, service_env(workdir, "WARNING")),
+            "service": Server("service", "cds_service.web.app:app", workdir, service_env(workdir, "WARNING")),
         }
         # Each target gets its own cold source: bare and service are sent the same bytes in the same order.
         sources = {

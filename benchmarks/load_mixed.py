@@ -1,6 +1,6 @@
 """Mixed load: valid and invalid hook calls, feedback and discovery, against the real service.
 
-Starts ``uvicorn cds_service.app:app`` in a subprocess on a free loopback port (dev mode, a throwaway
+Starts ``uvicorn cds_service.web.app:app`` in a subprocess on a free loopback port (dev mode, a throwaway
 SQLite feedback store in a temporary directory, log level warning, no access log), warms it up, then
 runs ``--concurrency`` closed-loop clients (threads, one keep-alive ``httpx.Client`` each) for
 ``--duration`` seconds. Each client draws, with fixed weights and a seeded RNG, one of:
@@ -46,8 +46,8 @@ from _servers import Server, service_env
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cds_service.discovery import SERVICES  # noqa: E402
-from cds_service.fixtures import list_fixtures  # noqa: E402
+from cds_service.fixtures.catalog import list_fixtures  # noqa: E402
+from cds_service.hooks.discovery import SERVICES  # noqa: E402
 
 REQUEST_TIMEOUT_S = 30.0
 MAX_BODY_BYTES = 5 * 1024 * 1024
@@ -195,7 +195,7 @@ def make_server(workdir: Path) -> Server:
     """The service (``_servers.Server``): dev mode, throwaway SQLite store, log level WARNING, ready at discovery."""
     return Server(
         "server",
-        "cds_service.app:app",
+        "cds_service.web.app:app",
         workdir,
         service_env(workdir, "WARNING"),
         ready_path="/cds-services",

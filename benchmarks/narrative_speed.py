@@ -1,4 +1,4 @@
-"""Cold-path speed of the narrative reader (``cds_service.narrative``) over the equivalence corpus.
+"""Cold-path speed of the narrative reader (``cds_service.core.narrative``) over the equivalence corpus.
 
 Per sentence: ``_sentence_findings`` (uncached) on every distinct sentence of the corpus.
 Per report: ``extract_findings`` on every fixture report text and synthetic text, the sentence cache
@@ -31,7 +31,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from test_narrative_equivalence import build_corpus  # noqa: E402
 
-from cds_service import narrative  # noqa: E402
+from cds_service.core import narrative  # noqa: E402
 
 
 def _load(path: str) -> ModuleType:

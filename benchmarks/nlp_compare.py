@@ -1,4 +1,4 @@
-"""Compare the rule-based assertion logic of ``cds_service.narrative`` with medspaCy's ConText.
+"""Compare the rule-based assertion logic of ``cds_service.core.narrative`` with medspaCy's ConText.
 
 Both approaches use the *same* concept spans (narrative's matcher) and the same laterality logic, so
 the comparison isolates how negation / uncertainty / hypothetical / historical status is decided.
@@ -25,8 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cds_service import narrative  # noqa: E402
-from cds_service.findings import Assertion, Concept  # noqa: E402
+from cds_service.core import narrative  # noqa: E402
+from cds_service.core.findings import Assertion, Concept  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "narrative_sentences.jsonl"
 Triple = tuple[str, str, str | None]

@@ -12,12 +12,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from cds_service.discovery import SERVICES
 from cds_service.errors import CDSError
-from cds_service.outcomes import error_outcome
+from cds_service.hooks.discovery import SERVICES
+from cds_service.web.operation_outcome import error_outcome
 
 SERVICE_FOR_HOOK = {s.hook: s.id for s in SERVICES}
-DELEGATES = {"load-fixtures": "cds_service.fixture_loader", "feedback-export": "cds_service.feedback_export"}
+DELEGATES = {"load-fixtures": "cds_service.fixtures.loader", "feedback-export": "cds_service.feedback.export"}
 DELEGATES_HELP = {
     "load-fixtures": "load fhir_fixtures/ into a FHIR R4 server (see load-fixtures --help)",
     "feedback-export": "export feedback with acceptance and override rates (see feedback-export --help)",
@@ -34,7 +34,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings()
     host = args.host or settings.host
     port = args.port or settings.port
-    uvicorn.run("cds_service.app:app", host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run("cds_service.web.app:app", host=host, port=port, log_level="warning", access_log=False)
     return 0
 
 
@@ -43,14 +43,14 @@ def _read_request(target: str) -> dict[str, Any]:
     if path.is_file():
         data: dict[str, Any] = json.loads(path.read_text())
         return data
-    from cds_service.fixtures import load_fixture  # noqa: PLC0415
+    from cds_service.fixtures.catalog import load_fixture  # noqa: PLC0415
 
     return load_fixture(target).request
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from cds_service.demo import render_text  # noqa: PLC0415
-    from cds_service.service import handle_hook  # noqa: PLC0415
+    from cds_service.fixtures.card_text import render_text  # noqa: PLC0415
+    from cds_service.hooks.handler import handle_hook  # noqa: PLC0415
     from cds_service.settings import Settings  # noqa: PLC0415
 
     try:

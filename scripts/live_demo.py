@@ -6,7 +6,7 @@ project's interpreter: ``.venv/bin/python scripts/live_demo.py [--fixtures PATTE
 It starts, all on 127.0.0.1 and on free ports, inside one throwaway directory:
 
 1. sekmet-fhir (from ``$IGG4_FHIR_SERVER_VENV``, default ``.venv-fhir``) with an empty data directory;
-2. the CDS service, ``<this python> -m uvicorn cds_service.app:app``, in development mode (loopback FHIR
+2. the CDS service, ``<this python> -m uvicorn cds_service.web.app:app``, in development mode (loopback FHIR
    servers allowed, unauthenticated calls) with a throwaway SQLite feedback store;
 
 then loads the fixture Bundles into the FHIR server (printing the load report), sends each fixture's hook
@@ -39,10 +39,10 @@ import requests
 REPO: Final = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without relying on the editable install's path
 
-from cds_service.cards import EXTENSION_KEY  # noqa: E402 - after the sys.path set-up
-from cds_service.discovery import SERVICES  # noqa: E402
-from cds_service.fixture_loader import LoadReport, load_bundles  # noqa: E402
-from cds_service.fixtures import Fixture, list_fixtures  # noqa: E402
+from cds_service.fixtures.catalog import Fixture, list_fixtures  # noqa: E402
+from cds_service.fixtures.loader import LoadReport, load_bundles  # noqa: E402
+from cds_service.hooks.cards import EXTENSION_KEY  # noqa: E402 - after the sys.path set-up
+from cds_service.hooks.discovery import SERVICES  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests"))  # the sekmet-fhir start/stop code shared with the tests (no pytest)
 from servers import sekmet  # noqa: E402
@@ -121,7 +121,7 @@ def start_service(workdir: Path, started: list[Started]) -> Started:
         sys.executable,
         "-m",
         "uvicorn",
-        "cds_service.app:app",
+        "cds_service.web.app:app",
         "--host",
         "127.0.0.1",
         "--port",

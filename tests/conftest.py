@@ -12,8 +12,8 @@ from jsonschema import Draft202012Validator
 from servers.faulty_fhir import faulty_fhir_fixture  # noqa: F401 - one shared faulty server per session
 from servers.fhir import fhir_server_fixture  # noqa: F401 - one shared FHIR server per session
 
-from cds_service.app import create_app
 from cds_service.settings import Settings
+from cds_service.web.app import create_app
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE = REPO.parent / "shared" / "reference" / "cds-hooks"

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from cds_service.discovery import SERVICES
-from cds_service.queries import QUERIES
+from cds_service.hooks.discovery import SERVICES
+from cds_service.hooks.queries import QUERIES
 from tests.builders import ICD10, bundle, condition, hook_request, observation, report, service_request
 from tests.conftest import REFERENCE
 

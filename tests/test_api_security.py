@@ -15,10 +15,10 @@ from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from cds_service.app import create_app
-from cds_service.fixtures import list_fixtures
+from cds_service.feedback.store import Store
+from cds_service.fixtures.catalog import list_fixtures
 from cds_service.settings import Settings
-from cds_service.store import Store
+from cds_service.web.app import create_app
 from tests.conftest import EVALUATION_DATE
 
 ISS = "https://ehr.example.org"

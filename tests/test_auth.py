@@ -20,11 +20,11 @@ from conftest_redis import running_redis
 from joserfc import jwt
 from joserfc.jwk import ECKey, Key, RSAKey
 
-from cds_service.auth import Authenticator, Caller, JwksFetcher, build_authenticator
 from cds_service.errors import AuthenticationError
-from cds_service.replay import InMemoryReplayCache, RedisReplayCache
 from cds_service.settings import Settings
-from cds_service.trust import TrustConfig, TrustConfigError, TrustedIssuer, parse_jwks
+from cds_service.trust.authenticator import Authenticator, Caller, JwksFetcher, build_authenticator
+from cds_service.trust.config import TrustConfig, TrustConfigError, TrustedIssuer, parse_jwks
+from cds_service.trust.replay import InMemoryReplayCache, RedisReplayCache
 
 NOW = 1_800_000_000
 URL = "https://cds.example.org/cds-services/igg4rd-consider"

@@ -8,11 +8,10 @@ from decimal import Decimal
 
 import pytest
 
-from cds_service.assessment import Assessment, read_orders
-from cds_service.cards import EXTENSION_KEY, render_cards, summary_line
-from cds_service.criteria import evaluate
-from cds_service.domains import Domain
-from cds_service.evidence import (
+from cds_service.core.assessment import Assessment, read_orders
+from cds_service.core.criteria import evaluate
+from cds_service.core.domains import Domain
+from cds_service.core.evidence import (
     ConditionFact,
     ConditionKind,
     LabResult,
@@ -21,8 +20,9 @@ from cds_service.evidence import (
     ReportKind,
     UlnSource,
 )
-from cds_service.findings import Assertion, Concept, Laterality, TextFinding
-from cds_service.presumption import Indicator, Presumption, choose_indicator
+from cds_service.core.findings import Assertion, Concept, Laterality, TextFinding
+from cds_service.core.presumption import Indicator, Presumption, choose_indicator
+from cds_service.hooks.cards import EXTENSION_KEY, render_cards, summary_line
 
 
 def igg4(value, high="1.35", source=UlnSource.REFERENCE_HIGH):

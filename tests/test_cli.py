@@ -1,7 +1,7 @@
 import json
 
 from cds_service.cli import main
-from cds_service.fixtures import FIXTURES_DIR
+from cds_service.fixtures.catalog import FIXTURES_DIR
 
 
 def test_demo_prints_the_card_of_a_fixture(capsys):

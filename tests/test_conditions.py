@@ -2,8 +2,8 @@ import pytest
 import simple_icd_10_cm as icd
 from fhir.resources.R4B.condition import Condition
 
-from cds_service.conditions import _ICD10_EXACT, code_kind, extract_conditions, text_kind
-from cds_service.evidence import ConditionKind as K
+from cds_service.core.conditions import _ICD10_EXACT, code_kind, extract_conditions, text_kind
+from cds_service.core.evidence import ConditionKind as K
 from tests.builders import ICD10, SNOMED, condition
 
 

@@ -5,16 +5,22 @@ from decimal import Decimal
 
 import pytest
 
-from cds_service.criteria import Classification, Entry, evaluate, immunostaining_points, serum_igg4_points
-from cds_service.domains import Domain
-from cds_service.evidence import (
+from cds_service.core.criteria import (
+    Classification,
+    Entry,
+    evaluate,
+    immunostaining_points,
+    serum_igg4_points,
+)
+from cds_service.core.domains import Domain
+from cds_service.core.evidence import (
     LabResult,
     PatientEvidence,
     ReportFacts,
     ReportKind,
     UlnSource,
 )
-from cds_service.findings import Assertion, Concept, Laterality, TextFinding
+from cds_service.core.findings import Assertion, Concept, Laterality, TextFinding
 
 A, N, U = Assertion.AFFIRMED, Assertion.NEGATED, Assertion.UNCERTAIN
 BI, LEFT = Laterality.BILATERAL, Laterality.LEFT

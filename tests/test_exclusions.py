@@ -2,9 +2,9 @@
 
 import pytest
 
-from cds_service.criteria import Classification, evaluate
-from cds_service.evidence import ConditionFact, ConditionKind, Polarity
-from cds_service.findings import Concept
+from cds_service.core.criteria import Classification, evaluate
+from cds_service.core.evidence import ConditionFact, ConditionKind, Polarity
+from cds_service.core.findings import Concept
 from tests.test_criteria import BI, N, evidence, f, imaging, lab, pathology
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from cds_service.errors import RequestError
-from cds_service.feedback import (
+from cds_service.feedback.request import (
     FeedbackItem,
     Outcome,
     parse_feedback,

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from cds_service.feedback import parse_feedback
-from cds_service.feedback_export import FEEDBACK_COLUMNS, RATES_COLUMNS, export, export_rates, main
+from cds_service.feedback.export import FEEDBACK_COLUMNS, RATES_COLUMNS, export, export_rates, main
+from cds_service.feedback.request import parse_feedback
+from cds_service.feedback.store import Store
 from cds_service.settings import get_settings
-from cds_service.store import Store
 
 SERVICE = "igg4rd-cca"
 COMMENT = "Jane Roe MRN 4411 already on rituximab"

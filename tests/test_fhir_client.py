@@ -11,8 +11,8 @@ import pytest
 from servers.faulty_fhir import FaultyFhirServer
 from servers.fhir import FhirServer, free_port
 
-from cds_service import codes
-from cds_service.fhir_client import (
+from cds_service.core import codes
+from cds_service.fhir.client import (
     FetchFailure,
     FetchOutcome,
     FetchResult,
@@ -20,9 +20,9 @@ from cds_service.fhir_client import (
     PrefetchFetcher,
     is_allowed_base,
 )
-from cds_service.fixture_loader import load_bundles
-from cds_service.hooks import HookRequest
-from cds_service.queries import QUERIES, QUERIES_BY_KEY
+from cds_service.fixtures.loader import load_bundles
+from cds_service.hooks.queries import QUERIES, QUERIES_BY_KEY
+from cds_service.hooks.request import HookRequest
 from cds_service.settings import Settings
 from tests.builders import put_entry
 

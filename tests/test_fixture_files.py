@@ -20,8 +20,8 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
-from cds_service import codes
-from cds_service.fixtures import (
+from cds_service.core import codes
+from cds_service.fixtures.catalog import (
     FIXTURES_DIR,
     Fixture,
     build_request,
@@ -31,7 +31,7 @@ from cds_service.fixtures import (
     prefetch_from_bundle,
     request_for_dir,
 )
-from cds_service.queries import QUERIES
+from cds_service.hooks.queries import QUERIES
 
 SCHEMA_PATH = REPO_ROOT.parent / "shared" / "reference" / "cds-hooks" / "cds-hooks-2.0.1.schema.json"
 

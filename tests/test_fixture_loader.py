@@ -12,7 +12,7 @@ import requests
 from servers.faulty_fhir import FaultyFhirServer
 from servers.fhir import FhirServer, free_port
 
-from cds_service.fixture_loader import LoadReport, load_bundles, main, read_fixtures
+from cds_service.fixtures.loader import LoadReport, load_bundles, main, read_fixtures
 from tests.builders import put_entry
 
 TOKEN = "loader-t0ken-not-printed"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cds_service.cards import EXTENSION_KEY
-from cds_service.discovery import SERVICES
-from cds_service.fixtures import list_fixtures
+from cds_service.fixtures.catalog import list_fixtures
+from cds_service.hooks.cards import EXTENSION_KEY
+from cds_service.hooks.discovery import SERVICES
 
 SERVICE_FOR_HOOK = {s.hook: s.id for s in SERVICES}
 FIXTURES = list_fixtures()

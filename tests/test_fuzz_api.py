@@ -22,9 +22,9 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from starlette.testclient import TestClient
 
-from cds_service.app import create_app
-from cds_service.discovery import SERVICES
+from cds_service.hooks.discovery import SERVICES
 from cds_service.settings import Settings
+from cds_service.web.app import create_app
 from tests.conftest import EVALUATION_DATE
 
 MAX_EXAMPLES = 100

@@ -29,10 +29,10 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cds_service.app import create_app
-from cds_service.discovery import SERVICES
-from cds_service.fixtures import list_fixtures
+from cds_service.fixtures.catalog import list_fixtures
+from cds_service.hooks.discovery import SERVICES
 from cds_service.settings import Settings
+from cds_service.web.app import create_app
 from tests.conftest import EVALUATION_DATE, REFERENCE
 
 MAX_EXAMPLES = int(os.environ.get("IGG4_FUZZ_MAX_EXAMPLES", "150"))

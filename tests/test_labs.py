@@ -4,8 +4,8 @@ from decimal import Decimal
 import pytest
 from fhir.resources.R4B.observation import Observation
 
-from cds_service.evidence import UlnSource
-from cds_service.labs import extract_labs, parse_range_text, wanted_observation
+from cds_service.core.evidence import UlnSource
+from cds_service.core.labs import extract_labs, parse_range_text, wanted_observation
 from tests.builders import observation
 
 START = date(2023, 11, 25)

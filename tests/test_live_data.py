@@ -11,11 +11,11 @@ from fastapi.testclient import TestClient
 from servers.faulty_fhir import FaultyFhirServer
 from servers.fhir import FhirServer
 
-from cds_service.app import create_app
-from cds_service.discovery import SERVICES
-from cds_service.fixture_loader import load_bundles
-from cds_service.fixtures import list_fixtures
+from cds_service.fixtures.catalog import list_fixtures
+from cds_service.fixtures.loader import load_bundles
+from cds_service.hooks.discovery import SERVICES
 from cds_service.settings import Settings
+from cds_service.web.app import create_app
 from tests.builders import without_uuids
 from tests.conftest import EVALUATION_DATE
 

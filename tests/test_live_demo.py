@@ -25,7 +25,7 @@ import pytest
 import requests
 from servers.fhir import server_venv
 
-from cds_service.fixtures import Fixture, list_fixtures
+from cds_service.fixtures.catalog import Fixture, list_fixtures
 
 pytestmark = pytest.mark.integration
 

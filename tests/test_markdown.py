@@ -1,6 +1,6 @@
 import pytest
 
-from cds_service.markdown import escape
+from cds_service.hooks.markdown import escape
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.findings import Assertion, Concept, Laterality, TextFinding
-from cds_service.narrative import extract_findings, split_sentences
+from cds_service.core.findings import Assertion, Concept, Laterality, TextFinding
+from cds_service.core.narrative import extract_findings, split_sentences
 
 DATA = Path(__file__).parent / "data" / "narrative_sentences.jsonl"
 ROWS = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from cds_service import narrative
-from cds_service.fhir_parse import MODELS
-from cds_service.findings import TextFinding
-from cds_service.fixtures import bundle_resources, list_fixtures
-from cds_service.reports import report_text
+from cds_service.core import narrative
+from cds_service.core.findings import TextFinding
+from cds_service.core.reports import report_text
+from cds_service.core.resources import MODELS
+from cds_service.fixtures.catalog import bundle_resources, list_fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
 SENTENCES = ROOT / "tests" / "data" / "narrative_sentences.jsonl"

@@ -2,8 +2,8 @@ import pytest
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
-from cds_service.evidence import OrderAction as O
-from cds_service.orders import classify_order
+from cds_service.core.evidence import OrderAction as O
+from cds_service.core.orders import classify_order
 from tests.builders import CPT, ICD10, LOINC, SNOMED, medication_request, service_request
 
 

@@ -3,9 +3,9 @@
 import pytest
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 
-from cds_service.evidence import ConditionFact, ConditionKind, PatientEvidence
-from cds_service.presumption import presumption
-from cds_service.reports import extract_reports
+from cds_service.core.evidence import ConditionFact, ConditionKind, PatientEvidence
+from cds_service.core.presumption import presumption
+from cds_service.core.reports import extract_reports
 from tests.builders import report
 
 CCA = ConditionFact(ConditionKind.CHOLANGIOCARCINOMA, "Condition/cca", True, "provisional", None, "code")

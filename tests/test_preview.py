@@ -7,10 +7,10 @@ from html.parser import HTMLParser
 import pytest
 from fastapi.testclient import TestClient
 
-from cds_service.app import create_app
-from cds_service.fixtures import list_fixtures
-from cds_service.preview import CSP, render_markdown
+from cds_service.fixtures.catalog import list_fixtures
 from cds_service.settings import Settings
+from cds_service.web.app import create_app
+from cds_service.web.preview import CSP, render_markdown
 from tests.builders import ICD10, condition, hook_request, observation, report, service_request
 
 FIXTURES = list_fixtures()

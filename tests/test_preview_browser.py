@@ -117,7 +117,7 @@ def server(tmp_path):
     }
     env.pop("IGG4_CDS_TRUST_FILE", None)
     log = tmp_path / "uvicorn.log"
-    command = [sys.executable, "-m", "uvicorn", "cds_service.app:app", "--host", "127.0.0.1"]
+    command = [sys.executable, "-m", "uvicorn", "cds_service.web.app:app", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--log-level", "warning"]
     base = f"http://127.0.0.1:{port}"
     process = sekmet.spawn("uvicorn", command, env, REPO, log)

@@ -1,7 +1,7 @@
 import threading
 
-from cds_service.recorder import CardRecorder
-from cds_service.store import CardBatch, Store
+from cds_service.feedback.recorder import CardRecorder
+from cds_service.feedback.store import CardBatch, Store
 
 
 def _card(uuid: str) -> dict:

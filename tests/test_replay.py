@@ -10,14 +10,14 @@ import pytest
 import redis
 from conftest_redis import running_redis
 
-from cds_service.replay import (
+from cds_service.settings import Settings
+from cds_service.trust.replay import (
     InMemoryReplayCache,
     RedisReplayCache,
     ReplayCacheError,
     jti_digest,
     make_replay_cache,
 )
-from cds_service.settings import Settings
 
 ISS = "https://ehr.example.org"
 

@@ -3,10 +3,10 @@ import base64
 import pytest
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 
-from cds_service import reports as reports_module
-from cds_service.evidence import ReportKind
-from cds_service.findings import Assertion, Concept
-from cds_service.reports import extract_reports, report_kind, report_text
+from cds_service.core import reports as reports_module
+from cds_service.core.evidence import ReportKind
+from cds_service.core.findings import Assertion, Concept
+from cds_service.core.reports import extract_reports, report_kind, report_text
 from tests.builders import LOINC, report
 
 

@@ -29,11 +29,11 @@ import pytest
 import requests
 from fastapi.testclient import TestClient
 
-from cds_service.app import create_app
-from cds_service.discovery import SERVICES
-from cds_service.fixture_loader import load_bundles
-from cds_service.fixtures import Fixture, list_fixtures
+from cds_service.fixtures.catalog import Fixture, list_fixtures
+from cds_service.fixtures.loader import load_bundles
+from cds_service.hooks.discovery import SERVICES
 from cds_service.settings import Settings
+from cds_service.web.app import create_app
 from tests.builders import without_uuids
 
 pytestmark = pytest.mark.sandbox

@@ -13,8 +13,8 @@ import pytest
 from servers import postgres as _postgres  # tests/ is on sys.path (rootdir-less test directory)
 from sqlalchemy import select, text
 
-from cds_service.feedback import FeedbackItem, parse_feedback
-from cds_service.store import (
+from cds_service.feedback.request import FeedbackItem, parse_feedback
+from cds_service.feedback.store import (
     KEY_FILE_SUFFIX,
     ReasonCount,
     Store,

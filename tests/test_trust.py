@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cds_service.trust import (
+from cds_service.trust.config import (
     KeySetError,
     TrustConfigError,
     check_allow_url,

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from cds_service.units import UnitError, conversion_factor, convert
+from cds_service.core.units import UnitError, conversion_factor, convert
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,123 @@
+"""The clinical core's entry point: from FHIR JSON to a decision, with no web framework involved.
+
+Two steps so the web edge can answer order hooks without patient data when no order acts on a presumed
+cholangiocarcinoma: :func:`read_orders` then, only when needed, :func:`read_evidence` and :func:`assess`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any, Final
+
+from cds_service.core.conditions import extract_conditions
+from cds_service.core.criteria import CriteriaResult, evaluate
+from cds_service.core.dates import window_start
+from cds_service.core.evidence import ConditionKind, DraftOrderFacts, PatientEvidence
+from cds_service.core.labs import extract_labs, wanted_observation
+from cds_service.core.medications import extract_medications
+from cds_service.core.orders import classify_order
+from cds_service.core.presumption import Indicator, Presumption, acting_orders, choose_indicator, presumption
+from cds_service.core.reports import extract_reports
+from cds_service.core.resources import parse_resources
+from cds_service.errors import SkippedResources
+
+ORDER_HOOKS: Final = frozenset({"order-sign", "order-select"})
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """The clinical parameters of CLINICAL_SPEC section 4."""
+
+    lookback_years: float = 3.0
+    default_igg4_uln: Decimal = Decimal("1.35")
+
+
+@dataclass
+class DraftOrders:
+    """The hook's draft orders, parsed, and which of them act on a presumed CCA."""
+
+    resources: list[Any]
+    facts: list[DraftOrderFacts]
+    skipped: SkippedResources = field(default_factory=SkippedResources)
+
+    @property
+    def acting(self) -> list[DraftOrderFacts]:
+        """Orders that act on a presumed CCA."""
+        return acting_orders(self.facts)
+
+    @property
+    def may_act(self) -> bool:
+        """True when an order acts on a presumed CCA, or may once its reasonReference is resolved."""
+        return bool(self.acting) or any(r.reasonReference for r in self.resources)
+
+
+def read_orders(draft_orders: Any, selections: Any = None) -> DraftOrders:
+    """Parse the draft ServiceRequests and MedicationRequests of ``context.draftOrders`` leniently.
+
+    ``selections`` (order-select: "Type/id" of the orders just selected) limits the orders considered to
+    those, so an order selected earlier does not raise the card again on every later selection. Without a
+    usable list, every draft order counts.
+    """
+    skipped = SkippedResources()
+    resources = parse_resources(draft_orders, "ServiceRequest", skipped) + parse_resources(
+        draft_orders, "MedicationRequest", skipped
+    )
+    if isinstance(selections, list) and selections and all(isinstance(s, str) for s in selections):
+        chosen = set(selections)
+        resources = [r for r in resources if f"{r.get_resource_type()}/{r.id}" in chosen]
+    return DraftOrders(resources, [classify_order(r) for r in resources], skipped)
+
+
+def needs_patient_data(hook: str, orders: DraftOrders) -> bool:
+    """Order hooks need patient data only when an order may act on a presumed CCA; patient-view always."""
+    return hook not in ORDER_HOOKS or orders.may_act
+
+
+def read_evidence(
+    data: Mapping[str, Any], unavailable: set[str], config: CoreConfig, today: date
+) -> PatientEvidence:
+    """Extract the evidence from prefetch-shaped data (key -> Bundle, resource or None).
+
+    Keys follow :mod:`cds_service.hooks.queries`; ``unavailable`` names the keys whose data could not be had.
+    """
+    evidence = PatientEvidence(unavailable=set(unavailable))
+    skipped = evidence.skipped
+    observations = parse_resources(data.get("observations"), "Observation", skipped, keep=wanted_observation)
+    evidence.labs, evidence.unit_errors = extract_labs(
+        observations, window_start(today, config.lookback_years), config.default_igg4_uln
+    )
+    evidence.conditions = extract_conditions(parse_resources(data.get("conditions"), "Condition", skipped))
+    evidence.reports = extract_reports(parse_resources(data.get("reports"), "DiagnosticReport", skipped))
+    medications = parse_resources(data.get("medicationRequests"), "MedicationRequest", skipped)
+    medications += parse_resources(data.get("medicationStatements"), "MedicationStatement", skipped)
+    evidence.medications = extract_medications(medications)
+    return evidence
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The core's answer for one hook call."""
+
+    indicator: Indicator
+    presumption: Presumption
+    orders: list[DraftOrderFacts]
+    evidence: PatientEvidence
+    criteria: CriteriaResult | None
+    """None when no card is considered (no presumption, or no order acting on it)."""
+
+
+def assess(hook: str, orders: DraftOrders, evidence: PatientEvidence) -> Assessment:
+    """Decide the card for a hook call from the patient's evidence and the draft orders."""
+    cca_refs = frozenset(
+        c.reference for c in evidence.conditions if c.kind is ConditionKind.CHOLANGIOCARCINOMA
+    )
+    facts = [classify_order(r, cca_refs) for r in orders.resources]
+    found = presumption(evidence, facts)
+    acting = acting_orders(facts)
+    if not found.present or (hook in ORDER_HOOKS and not acting):
+        return Assessment(Indicator.NONE, found, acting, evidence, None)
+    result = evaluate(evidence, presumed_cca=True)
+    return Assessment(choose_indicator(result, evidence), found, acting, evidence, result)

@@ -1,0 +1,87 @@
+"""The presumption of cholangiocarcinoma, tissue-proven malignancy and the card decision (section 5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Final
+
+from cds_service.core.criteria import Classification, CriteriaResult
+from cds_service.core.evidence import ConditionKind, DraftOrderFacts, PatientEvidence, ReportKind
+from cds_service.core.findings import Assertion, Concept
+
+PRESUMING_VERIFICATION: Final = frozenset({"provisional", "differential", "unconfirmed", "confirmed", None})
+WARNING_IGG4_RATIO: Final = Decimal(4)
+"""Serum IgG4 above 4 × ULN was 100% specific against CCA in the Mayo series (Oseini 2011)."""
+
+
+class Indicator(StrEnum):
+    """The card shown: CDS Hooks indicator values, or none."""
+
+    WARNING = "warning"
+    INFO = "info"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class Presumption:
+    """Whether CCA is presumed, on what grounds, and whether tissue proved a carcinoma."""
+
+    grounds: tuple[str, ...]
+    tissue_proven: tuple[str, ...]
+
+    @property
+    def present(self) -> bool:
+        """CCA is presumed and no pathology report proves carcinoma."""
+        return bool(self.grounds) and not self.tissue_proven
+
+
+def presumption(evidence: PatientEvidence, orders: list[DraftOrderFacts]) -> Presumption:
+    """Find the grounds for a presumed CCA: a Condition, a draft order's reason, or an imaging report."""
+    grounds: list[str] = [
+        c.reference
+        for c in evidence.conditions
+        if c.kind is ConditionKind.CHOLANGIOCARCINOMA
+        and c.active
+        and c.verification in PRESUMING_VERIFICATION
+    ]
+    grounds += [o.reference for o in orders if o.reason_is_cca]
+    suspected = {Assertion.AFFIRMED, Assertion.UNCERTAIN}
+    grounds += [
+        r.reference
+        for r in evidence.reports
+        if r.kind is ReportKind.IMAGING
+        and any(f.concept is Concept.CHOLANGIOCARCINOMA and f.assertion in suspected for f in r.findings)
+    ]
+    proven = [
+        r.reference
+        for r in evidence.reports
+        if r.kind is ReportKind.PATHOLOGY
+        and any(f.concept is Concept.CARCINOMA and f.affirmed for f in r.findings)
+    ]
+    return Presumption(tuple(dict.fromkeys(grounds)), tuple(proven))
+
+
+def acting_orders(orders: list[DraftOrderFacts]) -> list[DraftOrderFacts]:
+    """Draft orders that act on a presumed CCA: resection, systemic therapy, referral, CCA/stricture reason."""
+    return [o for o in orders if o.actions]
+
+
+def choose_indicator(result: CriteriaResult, evidence: PatientEvidence) -> Indicator:
+    """Warning, info or no card, from the classification and the serum IgG4 (section 5, "Which card")."""
+    excluded = bool(result.present_exclusions)
+    ratio = result.igg4.ratio if result.igg4 is not None else None
+    if result.classification is Classification.MEETS or (
+        ratio is not None and ratio > WARNING_IGG4_RATIO and not excluded
+    ):
+        return Indicator.WARNING
+    if (
+        result.classification is Classification.EXCLUDED
+        or (ratio is not None and ratio > 1)
+        or result.igg4 is None
+        or evidence.has_condition(ConditionKind.ANKYLOSING_SPONDYLITIS)
+        or result.total > 0
+    ):
+        return Indicator.INFO
+    return Indicator.NONE

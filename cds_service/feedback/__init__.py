@@ -1,0 +1,1 @@
+"""What clinicians did with the cards: feedback requests, the store, the recorder and the export."""

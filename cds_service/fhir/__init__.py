@@ -1,0 +1,1 @@
+"""Talking to FHIR servers: URL policy and the bounded HTTP client."""

@@ -1,0 +1,1 @@
+"""CDS Hooks: service definitions, prefetch queries, the hook request, the handler and the cards."""

@@ -1,0 +1,158 @@
+"""One hook call from parsed JSON to cards: request checks, data gathering, the core, rendering.
+
+Framework-free, so the HTTP app, the command-line demo and batch jobs run exactly the same path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from cds_service.core.assessment import (
+    Assessment,
+    CoreConfig,
+    assess,
+    needs_patient_data,
+    read_evidence,
+    read_orders,
+)
+from cds_service.errors import DataUnavailableError, FailedQuery, UnknownServiceError
+from cds_service.hooks.cards import render_cards
+from cds_service.hooks.discovery import SERVICES_BY_ID
+from cds_service.hooks.queries import QUERIES_BY_KEY
+from cds_service.hooks.request import HookRequest, parse_hook_request, search_errors, sort_prefetch
+from cds_service.settings import Settings
+
+
+class Fetcher(Protocol):
+    """Fetches absent prefetch keys from the client's FHIR server (see :mod:`cds_service.fhir.client`)."""
+
+    def fetch_missing(
+        self, request: HookRequest, keys: list[str], deadline: float, allowed_bases: tuple[str, ...] = ()
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """Return (key -> data) for what was fetched and (key -> reason) for what failed.
+
+        ``allowed_bases`` adds FHIR bases the authenticated caller may name to the deployment's own list.
+        """
+        ...
+
+
+@dataclass
+class HookOutcome:
+    """The cards of one call, and what the log line reports about it.
+
+    ``patient_id`` (the validated ``context.patientId``) is there to record the cards shown, where it is
+    stored hashed; it is never logged.
+    """
+
+    cards: list[dict[str, Any]]
+    service_id: str
+    hook_instance: str
+    patient_id: str | None = None
+    assessment: Assessment | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    fetched: list[str] = field(default_factory=list)
+    skipped_resources: int = 0
+
+
+def core_config(settings: Settings) -> CoreConfig:
+    """The clinical parameters from the settings."""
+    return CoreConfig(settings.lookback_years, Decimal(str(settings.default_igg4_uln_g_per_l)))
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.timings[phase] = round((now - self._last) * 1000, 3)
+        self._last = now
+
+
+def gather_data(
+    request: HookRequest,
+    settings: Settings,
+    fetcher: Fetcher | None,
+    deadline: float,
+    allowed_bases: tuple[str, ...] = (),
+) -> tuple[dict[str, Any], set[str], list[str]]:
+    """Prefetch data plus whatever could be fetched for absent keys.
+
+    Returns (data, unavailable optional keys, fetched keys). Raises :class:`DataUnavailableError` (412)
+    when a key the decision depends on can be had neither way.
+    """
+    prefetch = sort_prefetch(request.prefetch)
+    data = dict(prefetch.data)
+    failures = dict(prefetch.failed)
+    fetched: list[str] = []
+    if prefetch.absent:
+        if fetcher is not None and request.fhir_server and request.patient_id:
+            got, fetch_failures = fetcher.fetch_missing(request, prefetch.absent, deadline, allowed_bases)
+            data.update(got)
+            fetched = sorted(got)
+            failures.update(fetch_failures)
+        else:
+            reason = "absent from prefetch and no FHIR server to query"
+            if request.fhir_server and not request.patient_id:
+                reason = "absent from prefetch and context.patientId missing"
+            failures.update(dict.fromkeys(prefetch.absent, reason))
+    partial: set[str] = set()
+    for key, value in list(data.items()):
+        error, has_data = search_errors(value)
+        if error is not None and has_data:
+            partial.add(key)  # use what came back; the card says the data is incomplete
+        elif error is not None:
+            failures[key] = error
+            del data[key]
+    required = [
+        FailedQuery(k, QUERIES_BY_KEY[k].template, failures[k])
+        for k in sorted(failures)
+        if QUERIES_BY_KEY[k].required
+    ]
+    if required:
+        raise DataUnavailableError(required)
+    return data, set(failures) | partial, fetched
+
+
+def handle_hook(
+    service_id: str,
+    body: Any,
+    settings: Settings,
+    fetcher: Fetcher | None = None,
+    *,
+    allowed_bases: tuple[str, ...] = (),
+    today: date | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> HookOutcome:
+    """Answer one hook call. Raises the :mod:`cds_service.errors` exceptions for the edge to render."""
+    timer = _Clock()
+    deadline = clock() + settings.hook_time_budget_s
+    service = SERVICES_BY_ID.get(service_id)
+    if service is None:
+        raise UnknownServiceError(f"no CDS service with id '{service_id}'")
+    request = parse_hook_request(body, service.hook)
+    orders = read_orders(
+        request.draft_orders, request.context.get("selections") if request.hook == "order-select" else None
+    )
+    outcome = HookOutcome([], service_id, request.hook_instance, request.patient_id)
+    timer.lap("parse")
+    if not needs_patient_data(request.hook, orders):
+        outcome.timings_ms = timer.timings
+        return outcome
+    data, unavailable, outcome.fetched = gather_data(request, settings, fetcher, deadline, allowed_bases)
+    timer.lap("fetch")
+    evidence = read_evidence(data, unavailable, core_config(settings), today or datetime.now(UTC).date())
+    assessment = assess(request.hook, orders, evidence)
+    timer.lap("evaluate")
+    outcome.cards = render_cards(assessment, request.patient_id)
+    timer.lap("render")
+    outcome.assessment = assessment
+    outcome.skipped_resources = evidence.skipped.total + orders.skipped.total
+    outcome.timings_ms = timer.timings
+    return outcome

@@ -1,0 +1,1 @@
+"""Who may call: the trust file, JWT authentication and replay protection."""

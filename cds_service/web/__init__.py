@@ -1,0 +1,1 @@
+"""The HTTP edge: the FastAPI app, request dependencies, OperationOutcomes and the card preview."""
