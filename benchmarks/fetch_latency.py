@@ -56,11 +56,10 @@ from requests.adapters import HTTPAdapter
 
 sys.path.insert(0, str(hl.ROOT / "tests"))  # servers.sekmet: sekmet-fhir start/stop shared with the tests
 
-from servers import sekmet
-
 from cds_service.fixtures.catalog import list_fixtures
 from cds_service.fixtures.loader import load_bundles
 from cds_service.hooks.queries import QUERIES
+from tests.servers import sekmet
 
 FHIR_JSON = "application/fhir+json"
 MAX_PAGES = 10

@@ -45,8 +45,8 @@ from cds_service.hooks.cards import EXTENSION_KEY  # noqa: E402 - after the sys.
 from cds_service.hooks.discovery import SERVICES  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests"))  # the sekmet-fhir start/stop code shared with the tests (no pytest)
-from servers import sekmet  # noqa: E402
-from servers.sekmet import ServerError  # noqa: E402
+from tests.servers import sekmet  # noqa: E402
+from tests.servers.sekmet import ServerError  # noqa: E402
 
 STARTUP_TIMEOUT_S: Final = 30.0
 CALL_TIMEOUT_S: Final = 30.0

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 from datetime import date
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from jsonschema import Draft202012Validator
-from servers.faulty_fhir import faulty_fhir_fixture  # noqa: F401 - one shared faulty server per session
-from servers.fhir import fhir_server_fixture  # noqa: F401 - one shared FHIR server per session
 
 from cds_service.settings import Settings
 from cds_service.web.app import create_app
+from tests.paths import REPO
+from tests.servers.faulty_fhir import faulty_fhir_fixture  # noqa: F401 - one shared faulty server per session
+from tests.servers.fhir import fhir_server_fixture  # noqa: F401 - one shared FHIR server per session
 
-REPO = Path(__file__).resolve().parent.parent
 REFERENCE = REPO.parent / "shared" / "reference" / "cds-hooks"
 SCHEMA_PATH = REFERENCE / "cds-hooks-2.0.1.schema.json"
 EVALUATION_DATE = date(2026, 11, 25)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from servers.sekmet import FhirServer, free_port, sekmet_executable, server_venv, start
+from tests.servers.sekmet import FhirServer, free_port, sekmet_executable, server_venv, start
 
 __all__ = ["FhirServer", "fhir_server_fixture", "free_port", "server_venv"]
 

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import requests
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+
 SEKMET_VERSION = "0.1.1"
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT_S = 30.0

@@ -16,8 +16,8 @@ from cds_service.trust.config import (
     parse_jwks,
     url_matches_prefix,
 )
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO.parent / "shared" / "reference" / "cds-hooks" / "examples"
 SANDBOX_JWKS = REFERENCE / "sandbox" / "sandbox-public-jwks.json"
 INFERNO_JWKS = REFERENCE / "inferno-crd" / "crd_jwks__public-only.json"

@@ -8,8 +8,6 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from servers.faulty_fhir import FaultyFhirServer
-from servers.fhir import FhirServer
 
 from cds_service.fixtures.catalog import list_fixtures
 from cds_service.fixtures.loader import load_bundles
@@ -18,6 +16,8 @@ from cds_service.settings import Settings
 from cds_service.web.app import create_app
 from tests.builders import without_uuids
 from tests.conftest import EVALUATION_DATE
+from tests.servers.faulty_fhir import FaultyFhirServer
+from tests.servers.fhir import FhirServer
 
 pytestmark = pytest.mark.integration
 

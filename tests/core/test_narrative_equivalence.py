@@ -15,7 +15,6 @@ import json
 import random
 import re
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,8 +24,8 @@ from cds_service.core.findings import TextFinding
 from cds_service.core.reports import report_text
 from cds_service.core.resources import MODELS
 from cds_service.fixtures.catalog import bundle_resources, list_fixtures
+from tests.paths import REPO as ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SENTENCES = ROOT / "tests" / "data" / "narrative_sentences.jsonl"
 GOLDEN = ROOT / "tests" / "data" / "narrative_golden.json.gz"
 FIXTURES = ROOT / "fhir_fixtures"

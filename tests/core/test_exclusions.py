@@ -5,7 +5,7 @@ import pytest
 from cds_service.core.criteria import Classification, evaluate
 from cds_service.core.evidence import ConditionFact, ConditionKind, Polarity
 from cds_service.core.findings import Concept
-from tests.test_criteria import BI, N, evidence, f, imaging, lab, pathology
+from tests.core.test_criteria import BI, N, evidence, f, imaging, lab, pathology
 
 
 def _ids(result):

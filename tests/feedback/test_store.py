@@ -10,7 +10,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from servers import postgres as _postgres  # tests/ is on sys.path (rootdir-less test directory)
 from sqlalchemy import select, text
 
 from cds_service.feedback.request import FeedbackItem, parse_feedback
@@ -22,6 +21,7 @@ from cds_service.feedback.store import (
     cards_shown,
     feedback,
 )
+from tests.servers import postgres as _postgres
 
 PostgresServer = _postgres.PostgresServer
 # Fixtures used here, re-bound so pytest finds them in this module.

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest_redis import running_redis
 from joserfc import jwt
 from joserfc.jwk import ECKey, Key, RSAKey
 
@@ -25,13 +24,15 @@ from cds_service.settings import Settings
 from cds_service.trust.authenticator import Authenticator, Caller, JwksFetcher, build_authenticator
 from cds_service.trust.config import TrustConfig, TrustConfigError, TrustedIssuer, parse_jwks
 from cds_service.trust.replay import InMemoryReplayCache, RedisReplayCache
+from tests.paths import REPO
+from tests.servers.redis_server import running_redis
 
 NOW = 1_800_000_000
 URL = "https://cds.example.org/cds-services/igg4rd-consider"
 ISS = "https://ehr.example.org"
 TENANT = "hospital-1"
 FHIR = "https://ehr.example.org/fhir/r4"
-REPO = Path(__file__).resolve().parents[1]
+
 SPEC = REPO.parent / "shared" / "reference" / "cds-hooks" / "examples" / "spec-2.0.1"
 
 

@@ -18,9 +18,10 @@ from cds_service.feedback.request import (
     parse_feedback_json,
     parse_timestamp,
 )
+from tests.paths import SHARED
 
 # shared/ sits beside the repository (locally and in CI).
-EXAMPLES = Path(__file__).resolve().parents[2] / "shared/reference/cds-hooks/examples/spec-2.0.1"
+EXAMPLES = SHARED / "reference/cds-hooks/examples/spec-2.0.1"
 EXAMPLE_FILES = sorted(EXAMPLES.glob("feedback-*.json"))
 
 ACCEPTED: dict[str, Any] = {

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import pytest
 
 from cds_service.core.findings import Assertion, Concept, Laterality, TextFinding
 from cds_service.core.narrative import extract_findings, split_sentences
+from tests.paths import TEST_DATA
 
-DATA = Path(__file__).parent / "data" / "narrative_sentences.jsonl"
+DATA = TEST_DATA / "narrative_sentences.jsonl"
 ROWS = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 # Known limitations, kept in the set on purpose so the figures stay honest.

@@ -8,8 +8,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from servers.faulty_fhir import FaultyFhirServer
-from servers.fhir import FhirServer, free_port
 
 from cds_service.core import codes
 from cds_service.fhir.client import (
@@ -25,6 +23,8 @@ from cds_service.hooks.queries import QUERIES, QUERIES_BY_KEY
 from cds_service.hooks.request import HookRequest
 from cds_service.settings import Settings
 from tests.builders import put_entry
+from tests.servers.faulty_fhir import FaultyFhirServer
+from tests.servers.fhir import FhirServer, free_port
 
 TOKEN = "s3cr3t-t0ken-do-not-log"
 QUERY = {"conditions": "Condition?patient=123"}

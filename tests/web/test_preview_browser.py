@@ -18,13 +18,14 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from servers import sekmet
 
-from tests.test_preview import HOSTILE_CONCLUSION, hostile_request
+from tests.paths import REPO
+from tests.servers import sekmet
+from tests.web.test_preview import HOSTILE_CONCLUSION, hostile_request
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parent.parent
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
     "--headless",

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from conftest_redis import running_redis
 
 from cds_service.settings import Settings
 from cds_service.trust.replay import (
@@ -18,6 +17,7 @@ from cds_service.trust.replay import (
     jti_digest,
     make_replay_cache,
 )
+from tests.servers.redis_server import running_redis
 
 ISS = "https://ehr.example.org"
 
