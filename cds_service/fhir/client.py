@@ -20,7 +20,6 @@ This module has no web-framework imports; the web edge turns failures of require
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import threading
 import time
@@ -28,18 +27,15 @@ from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self
-from urllib.parse import unquote, urljoin, urlsplit
+from typing import Any, Final, Self
+from urllib.parse import urljoin
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from cds_service.hooks.queries import QUERIES_BY_KEY
-from cds_service.settings import Settings, get_settings
-
-if TYPE_CHECKING:
-    from cds_service.hooks.request import HookRequest
+from cds_service.fhir.urls import NormalisedUrl, normalise
+from cds_service.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +43,6 @@ FHIR_JSON: Final = "application/fhir+json"
 DEFAULT_WORKERS: Final = 8
 CONNECT_RETRIES: Final = 1
 _MIN_TIMEOUT_S: Final = 0.001
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True)
@@ -97,89 +92,6 @@ class _QueryError(Exception):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# URL normalisation and the allow-list
-# ---------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Base:
-    """A normalised http(s) URL: lower-case scheme and host, explicit port, path without trailing slash."""
-
-    scheme: str
-    host: str
-    port: int
-    path: str
-
-    def contains(self, other: _Base) -> bool:
-        """Whether ``other`` is this URL or lies under it (same origin, path equal or below on a ``/`` boundary)."""
-        if (self.scheme, self.host, self.port) != (other.scheme, other.host, other.port):
-            return False
-        return self.path in ("", other.path) or other.path.startswith(self.path + "/")
-
-
-def _normalise(url: str) -> _Base | None:
-    """Parse ``url`` into a :class:`_Base`, or None when it is not a plain absolute http(s) URL.
-
-    Refused: other schemes, user-info (``https://a@b``), missing host, bad ports, query or fragment parts, and
-    paths with ``.``/``..`` segments or encoded slashes (they could step outside an allowed prefix).
-    """
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS or not parts.hostname:
-        return None
-    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
-        return None
-    if parts.query or parts.fragment:
-        return None
-    raw_path = parts.path
-    if "%2f" in raw_path.lower() or "%5c" in raw_path.lower() or "\\" in raw_path:
-        return None
-    segments = [s for s in unquote(raw_path).split("/") if s]
-    if any(s in (".", "..") for s in segments):
-        return None
-    path = "/" + "/".join(segments) if segments else ""
-    host = parts.hostname.lower().rstrip(".")
-    return _Base(scheme, host, port if port is not None else _DEFAULT_PORTS[scheme], path)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def is_allowed_base(fhir_server: str, allowed: list[str], dev_mode: bool) -> bool:
-    """Whether the service may fetch from ``fhir_server``.
-
-    Allowed when the normalised URL equals an entry of ``allowed`` or lies under it on a path boundary, on the
-    same scheme, host and port: ``https://ehr.example/fhir`` allows ``https://ehr.example/fhir/r4`` but not
-    ``https://ehr.example/fhirx``, ``https://ehr.example.evil.com/fhir`` or ``http://ehr.example/fhir``. In
-    development mode loopback hosts (127.0.0.0/8, ::1, localhost) are allowed as well. Malformed URLs and
-    allow-list entries never match. Plain ``http`` is refused for any host but loopback, even when an
-    ``http`` entry is listed: patient data and access tokens never cross a network in clear (CDS Hooks: TLS).
-    """
-    target = _normalise(fhir_server)
-    if target is None:
-        return False
-    if dev_mode and _is_loopback(target.host):
-        return True
-    if target.scheme != "https" and not _is_loopback(target.host):
-        return False
-    for entry in allowed:
-        base = _normalise(entry)
-        if base is not None and base.contains(target):
-            return True
-    return False
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # The fetcher
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -202,7 +114,7 @@ def _retry_policy() -> Retry:
     )
 
 
-def _expected_type(query: str) -> tuple[str, bool]:
+def expected_type(query: str) -> tuple[str, bool]:
     """The resource type a relative query names and whether it is a search (True) or a read (False)."""
     path, _, _ = query.partition("?")
     segments = [s for s in path.split("/") if s]
@@ -282,7 +194,7 @@ class FhirFetcher:
         budget = max(0.0, deadline - started)
         timeout_reason = f"timeout after {budget:.1f} s"
         base = fhir_server.rstrip("/")
-        base_norm = _normalise(base)
+        base_norm = normalise(base)
         headers = {"Accept": FHIR_JSON}
         if access_token:
             headers["Authorization"] = f"Bearer {access_token}"
@@ -340,7 +252,7 @@ class FhirFetcher:
         path = query.split("?", 1)[0]
         if "://" in path or path.startswith("//") or "@" in path:
             raise _QueryError("query is not relative")
-        resource_type, is_search = _expected_type(query)
+        resource_type, is_search = expected_type(query)
         url = f"{call.base}/{query.lstrip('/')}"
         not_fhir = "not a FHIR Bundle" if is_search else "not a FHIR resource"
         first = self._get_json(call, key, url, 1, not_fhir)
@@ -358,7 +270,7 @@ class FhirFetcher:
         page = first
         while (next_url := _next_link(page)) is not None:
             absolute = urljoin(url, next_url)
-            target = _normalise(absolute.split("#", 1)[0].split("?", 1)[0])
+            target = normalise(absolute.split("#", 1)[0].split("?", 1)[0])
             if target is None or not call.base_norm.contains(target):
                 complete, note = False, "next link outside the FHIR server base not followed"
                 log.warning("fhir fetch key=%s: %s", key, note)
@@ -423,65 +335,10 @@ class _Call:
     """What every request of one :meth:`FhirFetcher.fetch` call shares."""
 
     base: str
-    base_norm: _Base
+    base_norm: NormalisedUrl
     headers: dict[str, str]
     deadline: float
     timeout_reason: str
-
-
-class PrefetchFetcher:
-    """The service's fetcher for absent prefetch keys (``cds_service.hooks.handler.Fetcher``), over a :class:`FhirFetcher`.
-
-    It refuses ``fhirServer`` URLs outside ``Settings.allowed_fhir_bases`` (plus loopback in ``dev_mode``), renders
-    each absent key's query for ``context.patientId``, and fetches them all within the hook's deadline. A read
-    answered 404 (the ``patient`` key) counts as data ``None``, as a CDS Client would prefetch it. Searchsets cut
-    short by the page limit are used as fetched (newest first, given ``_sort=-date``) and logged.
-    """
-
-    def __init__(self, settings: Settings, fetcher: FhirFetcher | None = None) -> None:
-        """Use ``fetcher`` or make one sized by ``settings.max_fhir_pages``."""
-        self.settings = settings
-        self.fetcher = fetcher or FhirFetcher(max_pages=settings.max_fhir_pages)
-
-    def close(self) -> None:
-        """Close the underlying :class:`FhirFetcher`."""
-        self.fetcher.close()
-
-    def fetch_missing(
-        self, request: HookRequest, keys: list[str], deadline: float, allowed_bases: tuple[str, ...] = ()
-    ) -> tuple[dict[str, Any], dict[str, str]]:
-        """Return (key -> data) for what was fetched and (key -> reason) for what failed.
-
-        ``allowed_bases``: FHIR bases the authenticated caller may name, on top of the deployment's list.
-        """
-        patient_id = request.patient_id
-        server = request.fhir_server
-        unknown = [k for k in keys if k not in QUERIES_BY_KEY]
-        failures = dict.fromkeys(unknown, "unknown prefetch key")
-        wanted = [k for k in keys if k in QUERIES_BY_KEY]
-        if not wanted:
-            return {}, failures
-        if not server or not patient_id:
-            failures.update(dict.fromkeys(wanted, "no fhirServer or context.patientId"))
-            return {}, failures
-        allowed = [*self.settings.allowed_fhir_bases, *allowed_bases]
-        if not is_allowed_base(server, allowed, self.settings.dev_mode):
-            log.warning(
-                "fhir fetch refused: fhirServer not in allowed_fhir_bases (keys=%s)", ",".join(wanted)
-            )
-            failures.update(dict.fromkeys(wanted, "fhirServer not allowed"))
-            return {}, failures
-        queries = {k: QUERIES_BY_KEY[k].render(patient_id) for k in wanted}
-        outcomes = self.fetcher.fetch(server, request.access_token, queries, deadline)
-        data: dict[str, Any] = {}
-        for key, outcome in outcomes.items():
-            if isinstance(outcome, FetchResult):
-                data[key] = outcome.resource
-            elif outcome.status == 404 and not _expected_type(queries[key])[1]:
-                data[key] = None
-            else:
-                failures[key] = outcome.reason
-        return data, failures
 
 
 def _links(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:

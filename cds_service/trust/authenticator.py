@@ -29,6 +29,7 @@ from joserfc.jws import CompactSignature, JWSRegistry
 from joserfc.jwt import JWTClaimsRegistry
 
 from cds_service.errors import AuthenticationError
+from cds_service.fhir.urls import url_under
 from cds_service.settings import Settings
 from cds_service.trust.config import (
     KeySetError,
@@ -38,7 +39,6 @@ from cds_service.trust.config import (
     load_trust_config,
     parse_jwks,
 )
-from cds_service.trust.config import url_matches_prefix as _url_matches_prefix
 from cds_service.trust.replay import ReplayCache, ReplayCacheError, make_replay_cache
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class Caller:
 
     def may_use_fhir_base(self, url: str) -> bool:
         """Whether this caller may name ``url`` as ``fhirServer`` (prefix match on whole path segments)."""
-        return any(_url_matches_prefix(url, prefix) for prefix in self.allowed_fhir_bases)
+        return any(url_under(url, prefix) for prefix in self.allowed_fhir_bases)
 
 
 # --------------------------------------------------------------------------------------------------------------

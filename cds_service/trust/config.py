@@ -18,11 +18,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from joserfc.errors import JoseError
 from joserfc.jwk import Key, import_key
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from cds_service.fhir.urls import check_allow_url, url_under
 
 #: Asymmetric JWS algorithms a trust file may allow. Everything else (``none``, ``HS*``) is refused.
 SUPPORTED_ALGORITHMS = frozenset(
@@ -33,7 +34,6 @@ DEFAULT_ALGORITHMS = ("ES384", "RS384")
 
 _PUBLIC_KEY_TYPES = frozenset({"EC", "RSA", "OKP"})
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
-_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 class TrustConfigError(ValueError):
@@ -42,56 +42,6 @@ class TrustConfigError(ValueError):
 
 class KeySetError(ValueError):
     """A JWK Set (inline, from a file or fetched from a ``jku``) is not a usable set of public keys."""
-
-
-# --------------------------------------------------------------------------------------------------------------
-# URLs
-
-
-def check_allow_url(url: str) -> str:
-    """Validate an allow-list URL (jku prefix or FHIR base prefix) and return it unchanged.
-
-    It must be absolute ``https`` (plain ``http`` only on loopback, for tests and local EHRs), with no
-    credentials, query or fragment, and no dot segments that could make prefix matching ambiguous.
-    """
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError(f"{url!r} is not an absolute http(s) URL")
-    if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
-        raise ValueError(f"{url!r} must use https (plain http is allowed on loopback only)")
-    if parts.username or parts.password or parts.query or parts.fragment:
-        raise ValueError(f"{url!r} must not contain credentials, a query or a fragment")
-    if _has_dot_segment(parts.path):
-        raise ValueError(f"{url!r} must not contain '.' or '..' path segments")
-    return url
-
-
-def url_matches_prefix(url: str, prefix: str) -> bool:
-    """Whether ``url`` is ``prefix`` or lies under it, comparing scheme, host, port and whole path segments.
-
-    ``https://a.org/fhir`` matches ``https://a.org/fhir`` and ``https://a.org/fhir/Patient`` but not
-    ``https://a.org/fhir-evil`` nor ``https://a.org.evil.com/fhir`` (plain ``startswith`` would).
-    """
-    try:
-        got, want = urlsplit(url), urlsplit(prefix)
-        if _origin(got) != _origin(want):
-            return False
-    except ValueError:  # e.g. a non-numeric port
-        return False
-    if got.username or got.password or got.query or got.fragment or _has_dot_segment(got.path):
-        return False
-    base = want.path.rstrip("/")
-    return got.path.rstrip("/") == base or got.path.startswith(base + "/")
-
-
-def _origin(parts: Any) -> tuple[str, str, int | None]:
-    default_port = {"https": 443, "http": 80}.get(parts.scheme)
-    return (parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or default_port)
-
-
-def _has_dot_segment(path: str) -> bool:
-    # Decode first: "%2e%2e" is ".." to many servers.
-    return any(segment in (".", "..") for segment in unquote(path).split("/"))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -231,7 +181,7 @@ class TrustedIssuer:
 
     def jku_allowed(self, jku: str) -> bool:
         """Whether ``jku`` lies under one of this issuer's allowed jku prefixes."""
-        return any(url_matches_prefix(jku, prefix) for prefix in self.jku_allow)
+        return any(url_under(jku, prefix) for prefix in self.jku_allow)
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ from cds_service.errors import (
 )
 from cds_service.feedback.request import parse_feedback
 from cds_service.feedback.store import CardBatch
-from cds_service.fhir.client import PrefetchFetcher
 from cds_service.hooks.discovery import SERVICES_BY_ID, discovery_document
+from cds_service.hooks.fetcher import PrefetchFetcher
 from cds_service.hooks.handler import Fetcher, handle_hook
 from cds_service.logs import configure_logging
 from cds_service.settings import Settings, get_settings
