@@ -98,6 +98,10 @@ class TextFinding:
     cells_per_hpf: float | None = None
     detail: str | None = None
     """A short machine label refining the concept, e.g. which ``pathology-other`` feature ("granulomatous")."""
+    section: str | None = None
+    """The report section the mention was read in ("findings", "impression", "diagnosis", "microscopic", ...),
+    when the text has headings. Mentions under history, indication, comparison or technique headings are never
+    findings, so they never reach this type."""
 
     @property
     def affirmed(self) -> bool:
