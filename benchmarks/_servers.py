@@ -70,7 +70,17 @@ class Server:
     def start(self) -> None:
         """Launch uvicorn (1 worker, log level warning, no access log)."""
         cmd = [sys.executable, "-m", "uvicorn", self.app, "--host", HOST, "--port", str(self.port)]
-        cmd += ["--workers", "1", "--log-level", "warning", "--no-access-log"]
+        cmd += [
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+        ]
         if self.app_dir is not None:
             cmd += ["--app-dir", str(self.app_dir)]
         self.stderr_path = self.workdir / (self.stderr_name or f"{self.name}-{self.port}.stderr")

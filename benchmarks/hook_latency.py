@@ -217,14 +217,15 @@ def _relink(node: object, renamed: dict[str, str]) -> None:
             _relink(value, renamed)
 
 
-def cold_request(template: dict[str, object], token: str) -> dict[str, object]:
+def cold_request(template: dict[str, object], token: str, sentences: bool = True) -> dict[str, object]:
     """A first-seen patient: ``template`` with every resource id and every report sentence made unique.
 
     Every resource (prefetch, draft orders) gets ``-<token>`` appended to its id, references and
     ``fullUrl`` s follow, and so does ``context.patientId``; every sentence of each DiagnosticReport's
     ``conclusion`` and of its text ``presentedForm`` s (base64: decoded, marked, re-encoded) gets
     `` (ref <token>)`` before its end mark. Neither the validated-model cache (keyed by the resource's JSON)
-    nor the per-sentence findings cache can then serve anything.
+    nor the per-sentence findings cache can then serve anything. ``sentences=False`` renames the resources
+    only (the report text stays as it is).
     """
     request = copy.deepcopy(template)
     renamed: dict[str, str] = {}
@@ -234,7 +235,7 @@ def cold_request(template: dict[str, object], token: str) -> dict[str, object]:
         old = f"{resource['resourceType']}/{resource['id']}"
         resource["id"] = f"{resource['id']}-{token}"
         renamed[old] = f"{resource['resourceType']}/{resource['id']}"
-        if resource["resourceType"] != "DiagnosticReport":
+        if resource["resourceType"] != "DiagnosticReport" or not sentences:
             continue
         if isinstance(resource.get("conclusion"), str):
             resource["conclusion"] = _mark_sentences(str(resource["conclusion"]), token)
