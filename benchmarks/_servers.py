@@ -123,6 +123,22 @@ class Server:
         # fields[0] is field 3 (state) of proc(5); utime and stime are fields 14 and 15.
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def runqueue_wait_seconds(self) -> float:
+        """Time the server's threads have spent runnable but waiting for a CPU (``/proc/<pid>/task/*/schedstat``).
+
+        On a machine shared with other work, this is how much of the latency was the scheduler's; NaN if
+        unavailable.
+        """
+        if self.proc is None:
+            return math.nan
+        total = 0
+        try:
+            for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+                total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            return math.nan
+        return total / 1e9
+
     def rss_bytes(self) -> int:
         """Resident set size of the server (and any children), psutil or ``/proc/<pid>/status``."""
         assert self.proc is not None

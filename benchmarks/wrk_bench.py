@@ -147,6 +147,7 @@ class Run:
     p90: float
     p99: float
     cpu_ms: float
+    runq_ms_per_s: float = math.nan
     checked: int = 0
     bad: int = 0
 
@@ -185,9 +186,10 @@ def measure(server: Server, template: Path, prefix: str, args: argparse.Namespac
     url = server.base_url + HOOK_PATH
     if args.warmup > 0:
         wrk(url, template, prefix + "w", args, args.warmup, check=False)
-    cpu0 = server.cpu_seconds()
+    cpu0, wait0 = server.cpu_seconds(), server.runqueue_wait_seconds()
     run = wrk(url, template, prefix + "m", args, args.duration, check=False)
     run.cpu_ms = (server.cpu_seconds() - cpu0) / run.requests * 1000 if run.requests else math.nan
+    run.runq_ms_per_s = (server.runqueue_wait_seconds() - wait0) / run.seconds * 1000
     return run
 
 
@@ -203,14 +205,18 @@ def fmt_run(label: str, run: Run) -> str:
     """One table row."""
     return (
         f"| {label} | {run.rps:,.0f} | {run.p50:.2f} | {run.p90:.2f} | {run.p99:.2f} | "
-        f"{run.p99 / run.p50:.1f} | {run.cpu_ms:.2f} | {run.errors} |"
+        f"{run.p99 / run.p50:.1f} | {run.cpu_ms:.2f} | {run.runq_ms_per_s:.0f} | {run.errors} |"
     )
 
 
 def report(results: dict[tuple[int, str, str], Run], rounds: int, variants: tuple[str, ...]) -> bool:
     """Print the tables and the aims; True when every aim is met in every round."""
-    print("\n| round / variant / target | req/s | p50 ms | p90 ms | p99 ms | p99/p50 | cpu ms/req | errors |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\nrunq: ms per second the server's threads were runnable but waited for a CPU (other load)")
+    print(
+        "| round / variant / target | req/s | p50 ms | p90 ms | p99 ms | p99/p50 | cpu ms/req | runq ms/s "
+        "| errors |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for rnd in range(rounds):
         for variant in variants:
             for target in TARGETS:

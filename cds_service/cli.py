@@ -24,6 +24,11 @@ DELEGATES_HELP = {
 }
 
 
+# uvicorn[standard]'s event loop and HTTP parser (uvloop, httptools), named so a missing one fails loudly
+# rather than falling back to asyncio and h11; the README's production command passes the same two.
+SERVE_OPTIONS: dict[str, Any] = {"loop": "uvloop", "http": "httptools"}
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415 - only the serve command needs the server
 
@@ -34,7 +39,14 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings()
     host = args.host or settings.host
     port = args.port or settings.port
-    uvicorn.run("cds_service.web.app:app", host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        "cds_service.web.app:app",
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        **SERVE_OPTIONS,
+    )
     return 0
 
 

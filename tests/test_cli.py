@@ -1,6 +1,9 @@
 import json
 
-from cds_service.cli import main
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from cds_service.cli import SERVE_OPTIONS, main
 from cds_service.fixtures.catalog import FIXTURES_DIR
 
 
@@ -39,3 +42,14 @@ def test_delegated_commands_have_help(capsys):
     except SystemExit as exc:
         assert exc.code == 0
     assert "--base-url" in capsys.readouterr().out
+
+
+async def _no_app(scope, receive, send):  # an ASGI app that is never called
+    raise AssertionError("not called")
+
+
+def test_serve_runs_on_uvloop_and_httptools():
+    config = uvicorn.Config(_no_app, **SERVE_OPTIONS)
+    config.load()
+    assert config.http_protocol_class is HttpToolsProtocol
+    assert config.get_loop_factory().__module__.startswith("uvloop")

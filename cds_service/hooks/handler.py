@@ -23,7 +23,7 @@ from cds_service.core.assessment import (
 from cds_service.errors import DataUnavailableError, FailedQuery, UnknownServiceError
 from cds_service.hooks.cards import render_cards
 from cds_service.hooks.discovery import SERVICES_BY_ID
-from cds_service.hooks.queries import QUERIES_BY_KEY
+from cds_service.hooks.queries import QUERIES, QUERIES_BY_KEY
 from cds_service.hooks.request import HookRequest, parse_hook_request, search_errors, sort_prefetch
 from cds_service.settings import Settings
 
@@ -118,6 +118,17 @@ def gather_data(
     if required:
         raise DataUnavailableError(required)
     return data, set(failures) | partial, fetched
+
+
+def may_fetch(body: Any) -> bool:
+    """False when ``body`` carries every prefetch key, so :func:`handle_hook` cannot call the fetcher.
+
+    Such a call is pure computation: the web edge runs it on the event loop rather than handing it to a
+    thread (a thread costs a hand-off and the GIL contention with the loop), and a call that may fetch
+    over the network goes to a thread.
+    """
+    prefetch = body.get("prefetch") if isinstance(body, dict) else None
+    return not isinstance(prefetch, dict) or any(query.key not in prefetch for query in QUERIES)
 
 
 def handle_hook(

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -33,7 +34,7 @@ from cds_service.feedback.request import parse_feedback
 from cds_service.feedback.store import CardBatch
 from cds_service.hooks.discovery import SERVICES_BY_ID, discovery_document
 from cds_service.hooks.fetcher import PrefetchFetcher
-from cds_service.hooks.handler import Fetcher, handle_hook
+from cds_service.hooks.handler import Fetcher, handle_hook, may_fetch
 from cds_service.logs import configure_logging
 from cds_service.settings import Settings, get_settings
 from cds_service.web.deps import Dependencies
@@ -43,6 +44,22 @@ from cds_service.web.preview import preview_router
 logger = logging.getLogger("cds_service.calls")
 
 FHIR_JSON = "application/fhir+json"
+# Young-generation collection threshold (CPython's default is 700 allocations): a cold hook call allocates
+# some 10^5 objects, which at 700 ran a hundred collections per call.
+GC_GEN0_THRESHOLD = 20_000
+
+
+def tune_gc() -> None:
+    """Take what start-up built out of the collector's sight, and collect the young generation less often.
+
+    A full collection traversed all ~130,000 objects of the imported modules and models (about 100 ms on
+    the benchmark machine), the p99 spikes. Frozen, they are never traversed again; cyclic garbage made by
+    requests is still collected.
+    """
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
 class ORJSONResponse(JSONResponse):
@@ -116,6 +133,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        tune_gc()
         yield
         deps.close()
 
@@ -183,7 +201,10 @@ def create_app(
             allowed_bases=caller.allowed_fhir_bases if caller else (),
             today=today() if today else None,
         )
-        outcome = await run_in_threadpool(run, service_id, body, settings, deps.fetcher)
+        if may_fetch(body):
+            outcome = await run_in_threadpool(run, service_id, body, settings, deps.fetcher)
+        else:  # all data in the body: CPU only, cheaper here than through a thread and the GIL
+            outcome = run(service_id, body, settings, deps.fetcher)
         if outcome.cards:
             hook = SERVICES_BY_ID[service_id].hook
             patient = f"Patient/{outcome.patient_id}" if outcome.patient_id else None

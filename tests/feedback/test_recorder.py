@@ -1,4 +1,5 @@
 import threading
+import time
 
 from cds_service.feedback.recorder import CardRecorder
 from cds_service.feedback.store import CardBatch, Store
@@ -56,3 +57,37 @@ def test_a_full_queue_drops_instead_of_blocking(tmp_path):
     assert recorder.dropped >= 7
     gate.set()
     recorder.close()
+
+
+class _CountingStore(Store):
+    """A real SQLite store that counts its transactions of card records."""
+
+    transactions = 0
+
+    def record_card_batches(self, batches):
+        self.transactions += 1
+        return super().record_card_batches(batches)
+
+
+def test_records_within_the_linger_share_one_transaction(tmp_path):
+    store = _CountingStore.from_url(f"sqlite:///{tmp_path}/f.db")
+    recorder = CardRecorder(lambda: store, linger_s=0.5)
+    for i in range(20):
+        recorder.submit(_batch(f"u{i}"))
+    recorder.flush()
+    assert store.rates_by_service()[0].cards_shown == 20
+    assert store.transactions == 1
+    recorder.close()
+
+
+def test_flush_and_close_cut_the_linger_short(tmp_path):
+    store = Store.from_url(f"sqlite:///{tmp_path}/f.db")
+    recorder = CardRecorder(lambda: store, linger_s=60)
+    recorder.submit(_batch("a"))
+    started = time.monotonic()
+    recorder.flush(timeout=30)
+    assert store.rates_by_service()[0].cards_shown == 1
+    recorder.submit(_batch("b"))
+    recorder.close(timeout=30)
+    assert store.rates_by_service()[0].cards_shown == 2
+    assert time.monotonic() - started < 10
