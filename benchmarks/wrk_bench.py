@@ -177,7 +177,7 @@ def wrk(url: str, template: Path, prefix: str, args: argparse.Namespace, seconds
     errors = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
     return Run(
         r["requests"], errors, r["duration_us"] / 1e6, r["p50"] / 1e3, r["p90"] / 1e3, r["p99"] / 1e3,
-        math.nan, r["checked"], r["bad"],
+        cpu_ms=math.nan, checked=r["checked"], bad=r["bad"],
     )  # fmt: skip
 
 
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
                 segments = [template, *("\1".join(text_pieces(t)).encode("latin-1") for t in texts)]
                 path.write_bytes(b"\0".join(segments))
                 templates[variant] = path
-                checked = wrk(service.base_url + HOOK_PATH, path, f"{run_id}c", args, 1.0, check=True)
+                checked = wrk(service.base_url + HOOK_PATH, path, f"{run_id}c", args, 3.0, check=True)
                 if checked.bad or not checked.checked:
                     raise SystemExit(
                         f"{variant}: {checked.bad} of {checked.checked} wrk responses were wrong"
