@@ -52,7 +52,6 @@ from cds_service.core.narrative import split_sentences  # noqa: E402
 LUA = Path(__file__).resolve().parent / "wrk_hook.lua"
 PLACEHOLDER = "zQzQzQ"  # wrk_hook.lua replaces it with a token new on each request
 VARIANTS = ("warm", "new-ids", "new-text")
-TARGETS = ("bare", "service")
 _TEXT_TYPES = ("text/plain", "text/markdown")
 # The aims of issue 9: service p50 / bare p50 per variant, warm req/s, p99 / p50.
 AIM_RATIO = {"warm": 2.0, "new-ids": 3.0, "new-text": 3.0}
@@ -209,8 +208,10 @@ def fmt_run(label: str, run: Run) -> str:
     )
 
 
-def report(results: dict[tuple[int, str, str], Run], rounds: int, variants: tuple[str, ...]) -> bool:
-    """Print the tables and the aims; True when every aim is met in every round."""
+def report(
+    results: dict[tuple[int, str, str], Run], rounds: int, variants: tuple[str, ...], targets: tuple[str, ...]
+) -> bool:
+    """Print the tables and the aims (of ``service``); True when every aim is met in every round."""
     print("\nrunq: ms per second the server's threads were runnable but waited for a CPU (other load)")
     print(
         "| round / variant / target | req/s | p50 ms | p90 ms | p99 ms | p99/p50 | cpu ms/req | runq ms/s "
@@ -219,7 +220,7 @@ def report(results: dict[tuple[int, str, str], Run], rounds: int, variants: tupl
     print("|---|---|---|---|---|---|---|---|---|")
     for rnd in range(rounds):
         for variant in variants:
-            for target in TARGETS:
+            for target in targets:
                 print(fmt_run(f"{rnd + 1} {variant} {target}", results[rnd, variant, target]))
     print("\nService / bare, per round (p50 ratio, p99 ratio, throughput ratio, CPU ratio) and the aims:")
     print("| round | variant | p50 x | p99 x | req/s x | cpu x | aims |")
@@ -227,6 +228,13 @@ def report(results: dict[tuple[int, str, str], Run], rounds: int, variants: tupl
     all_met = True
     for rnd in range(rounds):
         for variant in variants:
+            if "before" in targets:
+                before, bare = results[rnd, variant, "before"], results[rnd, variant, "bare"]
+                print(
+                    f"| {rnd + 1} | {variant} (before) | x{before.p50 / bare.p50:.2f} | "
+                    f"x{before.p99 / bare.p99:.2f} | x{before.rps / bare.rps:.2f} | "
+                    f"x{before.cpu_ms / bare.cpu_ms:.2f} | |"
+                )
             bare, svc = results[rnd, variant, "bare"], results[rnd, variant, "service"]
             ratio = svc.p50 / bare.p50
             aims = [
@@ -276,6 +284,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--log-level", default="INFO", help="the service's IGG4_CDS_LOG_LEVEL (INFO)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset")
     parser.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk", help="the wrk binary")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (e.g. from git archive) whose service is measured too, as target 'before'",
+    )
     parser.add_argument("--quick", action="store_true", help="1 round of 3 s segments, 1 s warm-up")
     args = parser.parse_args(argv)
     if args.quick:
@@ -293,10 +306,18 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         service = Server("service", "cds_service.web.app:app", workdir, service_env(workdir, args.log_level))
         bare = Server("bare", "bare_endpoint:app", workdir, dict(os.environ), app_dir=Path(__file__).parent)
+        servers = {"bare": bare, "service": service}
+        if args.baseline is not None:  # its cds_service comes first on sys.path (uvicorn --app-dir)
+            env = service_env(workdir, args.log_level)
+            env["IGG4_CDS_DATABASE_URL"] = f"sqlite:///{workdir / 'before.sqlite3'}"
+            before = Server(
+                "before", "cds_service.web.app:app", workdir, env, app_dir=args.baseline.resolve()
+            )
+            servers["before"] = before
         try:
-            for server in (service, bare):
+            for server in servers.values():
                 server.start()
-            for server in (service, bare):
+            for server in servers.values():
                 server.wait_ready()
             templates: dict[str, Path] = {}
             for variant in variants:
@@ -322,19 +343,19 @@ def main(argv: list[str] | None = None) -> int:
             results: dict[tuple[int, str, str], Run] = {}
             for rnd in range(args.rounds):
                 for vi, variant in enumerate(variants):
-                    for target, server in zip(TARGETS, (bare, service), strict=True):
+                    for target, server in servers.items():
                         prefix = f"{run_id}r{rnd}v{vi}{target[0]}"
                         results[rnd, variant, target] = measure(server, templates[variant], prefix, args)
                         print(".", end="", flush=True)
             print(f"\nloadavg at end: {loadavg()}")
             check_service(service.base_url + HOOK_PATH, FIXTURE.read_bytes(), "warm body after the load")
-            met = report(results, args.rounds, variants)
+            met = report(results, args.rounds, variants, tuple(servers))
             tracebacks = service.stderr_text().count("Traceback")
             print(f"server tracebacks: {tracebacks}; all aims met: {'yes' if met else 'no'}")
             return 1 if tracebacks else 0
         finally:
-            service.stop()
-            bare.stop()
+            for server in servers.values():
+                server.stop()
 
 
 if __name__ == "__main__":
