@@ -33,6 +33,7 @@ import math
 import os
 import secrets
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -298,6 +299,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
     variants = tuple(v for v in VARIANTS if v in args.variants.split(","))
     if not Path(args.wrk).exists():
         raise SystemExit(f"wrk not found at {args.wrk}: apt-get install wrk")
