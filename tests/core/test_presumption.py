@@ -34,7 +34,7 @@ def evidence(*raw_reports, conditions=(CCA,)):
     ],
 )
 def test_tissue_proof_needs_an_affirmed_carcinoma(pathology, proven):
-    found = presumption(evidence(report(pathology, kind="pathology")), [])
+    found = presumption(evidence(report(pathology, kind="pathology", study="Bile duct brushing cytology")), [])
     assert bool(found.tissue_proven) is proven
     assert found.present is not proven
 
