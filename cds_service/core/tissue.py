@@ -71,7 +71,7 @@ SITE_LEXICON: Final[dict[Site, tuple[str, ...]]] = {
         r"klatskin",
         r"bile(?:\s+(?:aspirate|fluid|cytology))?",
     ),
-    Site.LIVER: (r"liver", r"hepatic(?!\s+flexure)", r"hepatectomy", r"segment\s+[IVX1-8]+\b"),
+    Site.LIVER: (r"liver", r"hepatic(?!\s+(?:flexure|ducts?))", r"hepatectomy", r"segment\s+[IVX1-8]+\b"),
     Site.GALLBLADDER: (r"gall\s*bladder", r"cholecystectomy"),
     Site.AMPULLA: (r"ampull\w*", r"papilla\s+of\s+vater", r"periampullary"),
     Site.PANCREAS: (r"pancrea\w*", r"whipple", r"uncinate"),
