@@ -9,6 +9,7 @@ from cds_service.core import codes
 from cds_service.core.conditions import concept_kinds
 from cds_service.core.evidence import ConditionKind, DraftOrderFacts, OrderAction
 from cds_service.core.medications import concept_texts, medication_concepts
+from cds_service.core.tissue import OTHER_SITES, sites_in
 
 CPT_SYSTEMS: Final = frozenset({codes.CPT, "urn:oid:2.16.840.1.113883.6.12"})
 RESECTION_CPT: Final = frozenset(
@@ -49,10 +50,16 @@ _STRICTURE_REASON = re.compile(
 STRICTURE_ICD10: Final = frozenset({"K83.1"})
 STRICTURE_SNOMED: Final = frozenset({"235921003"})
 """Biliary stricture (disorder), coded so by the CDS Hooks sandbox (shared/reference sandbox captures)."""
-_BILIARY_CANCER_ICD10 = re.compile(r"^(?:C22\.1|C23|C24)", re.I)
+_NOT_ANOTHER_CANCER_ICD10 = re.compile(r"^(?:C22\.1|C23|C24|C25|C7[6-9]|C80)", re.I)
+"""Biliary and pancreatic cancers, and unspecified or secondary sites: not "another cancer"."""
 _CANCER_TEXT = re.compile(
     r"\b(?:\w*carcinoma|cancer|malignan\w*|neoplasm|tumou?r|lymphoma|leuk(?:a)?emia|myeloma|sarcoma"
     r"|melanoma|metasta\w*)",
+    re.I,
+)
+_OTHER_CANCER_TYPES = re.compile(
+    r"\b(?:lymphoma|leuk(?:a)?emia|myeloma|melanoma|\w*sarcoma|glioma|glioblastoma|mesothelioma|seminoma"
+    r"|small[- ]cell)",
     re.I,
 )
 _BILIARY_TEXT = re.compile(
@@ -94,8 +101,18 @@ def _reasons(
     return cca, stricture
 
 
+def _text_names_another_cancer(text: str) -> bool:
+    if not _CANCER_TEXT.search(text) or _BILIARY_TEXT.search(text):
+        return False
+    return bool(sites_in(text) & OTHER_SITES) or bool(_OTHER_CANCER_TYPES.search(text))
+
+
 def reason_names_another_cancer(resource: Any) -> bool:
-    """True when a reasonCode names a cancer that is not a biliary cancer (gemcitabine for lung cancer)."""
+    """True when a reasonCode names a cancer of another site or type (gemcitabine for lung cancer).
+
+    A biliary or pancreatic cancer, or a malignancy without a site ("chemotherapy for malignancy"), is not
+    another cancer: the order still acts on the presumption.
+    """
     for concept in resource.reasonCode or []:
         kinds, _ = concept_kinds(concept)
         if ConditionKind.CHOLANGIOCARCINOMA in kinds:
@@ -103,10 +120,9 @@ def reason_names_another_cancer(resource: Any) -> bool:
         for coding in _codings(concept):
             code = (coding.code or "").strip().upper()
             is_cancer = coding.system == codes.ICD10CM and code.startswith(("C", "D0"))
-            if is_cancer and not _BILIARY_CANCER_ICD10.match(code):
+            if is_cancer and not _NOT_ANOTHER_CANCER_ICD10.match(code):
                 return True
-        texts = list(concept_texts(concept))
-        if any(_CANCER_TEXT.search(t) for t in texts) and not any(_BILIARY_TEXT.search(t) for t in texts):
+        if any(_text_names_another_cancer(t) for t in concept_texts(concept)):
             return True
     return False
 

@@ -104,6 +104,11 @@ def _with_reason(raw, code=None, system=ICD10, text=None):
         (_with_reason(medication_request("1547545"), text="Metastatic melanoma"), False),
         (_with_reason(medication_request(text="capecitabine 500 MG"), "C18.7"), False),  # colon cancer
         (_with_reason(medication_request("2555"), text="Squamous cell carcinoma of the cervix"), False),
+        (_with_reason(medication_request("12574"), text="Diffuse large B-cell lymphoma"), False),
+        (_with_reason(medication_request("12574"), "C25.0"), True),  # pancreatic: not another cancer here
+        (_with_reason(medication_request("12574"), "C80.1"), True),  # site unspecified
+        (_with_reason(medication_request("12574"), text="Chemotherapy for malignancy"), True),
+        (_with_reason(medication_request("12574"), text="Hilar tumour"), True),
     ],
 )
 def test_systemic_therapy_acts_unless_its_reason_names_another_cancer(raw, acts):
