@@ -142,6 +142,10 @@ _SPECIMEN_LINE = re.compile(
     re.IGNORECASE,
 )
 
+_NOT_SPECIMEN_LINE = re.compile(
+    r"^\s*(?:clinical\s+|pertinent\s+)?(?:history|indication|reason|comparison|information|question|notes?)\b",
+    re.IGNORECASE,
+)
 _SITE_PATTERNS: Final[tuple[tuple[Site, re.Pattern[str]], ...]] = tuple(
     (site, re.compile(r"\b(?:" + "|".join(words) + r")\b", re.IGNORECASE))
     for site, words in SITE_LEXICON.items()
@@ -160,7 +164,7 @@ def specimen_sites(labels: Iterable[str], text: str) -> frozenset[Site]:
     for label in labels:
         found |= sites_in(label[:_MAX_LINE])
     for line in text.splitlines():
-        if _SPECIMEN_LINE.match(line):
+        if _SPECIMEN_LINE.match(line) and not _NOT_SPECIMEN_LINE.match(line):
             found |= sites_in(line[:_MAX_LINE])
     return frozenset(found)
 

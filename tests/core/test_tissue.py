@@ -49,6 +49,8 @@ def test_specimen_sites_come_from_the_title_and_specimen_lines_only():
     )
     assert specimen_sites(["Surgical pathology"], text) == {Site.SALIVARY_GLAND, Site.LACRIMAL_GLAND}
     assert specimen_sites(["Bile duct brushing cytology"], "Adenocarcinoma.") == {Site.BILE_DUCT}
+    history = "Clinical history: skin biopsy 2014: basal cell carcinoma\nSpecimen: CBD brushing"
+    assert specimen_sites([], history) == {Site.BILE_DUCT}
 
 
 @pytest.mark.parametrize(
