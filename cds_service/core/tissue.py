@@ -131,6 +131,13 @@ _PRIMARY_WORDS = re.compile(
 """Words that attribute a lymph-node or metastatic carcinoma to a pancreatobiliary primary (not "liver":
 the liver is where metastases land, and not "hilar": lymph nodes have hila)."""
 _CARCINOMA_WORDS = re.compile(r"\b(?:adeno)?carcinomas?\b|\bcholangiocarcinomas?\b|\bklatskin", re.IGNORECASE)
+_COMPARISON = re.compile(
+    r"\b(?:mimic\w*|masquerad\w*|simulat\w*|imitat\w*|differential(?:\s+diagnosis)?|versus|vs\.?"
+    r"|pseudotumou?r|rather\s+than|instead\s+of)\b",
+    re.IGNORECASE,
+)
+"""A carcinoma named as a comparison ("a mimicker of cholangiocarcinoma", "differential includes ...")
+is not a diagnosis. The reader should already not affirm it; this keeps a false proof out regardless."""
 _DIAGNOSIS_SECTIONS = re.compile(
     r"diagnos|conclusion|impression|interpretation|opinion|summary|final|addend|result", re.IGNORECASE
 )
@@ -196,6 +203,8 @@ def proves_carcinoma(finding: TextFinding, specimen: frozenset[Site]) -> bool:
     if finding.concept not in {Concept.CARCINOMA, Concept.CHOLANGIOCARCINOMA} or not finding.affirmed:
         return False
     if not in_diagnosis(finding) or not _CARCINOMA_WORDS.search(finding.phrase):
+        return False
+    if _COMPARISON.search(finding.phrase):
         return False
     return carcinoma_site_is_pancreatobiliary(finding.phrase, specimen)
 

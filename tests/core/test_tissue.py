@@ -101,6 +101,10 @@ def finding(phrase, *, concept=Concept.CARCINOMA, assertion=Assertion.AFFIRMED, 
         (finding("Bile duct brushing: adenocarcinoma.", assertion=Assertion.HISTORICAL), False),
         (finding("coded conclusion: cholangiocarcinoma", concept=Concept.CHOLANGIOCARCINOMA), True),
         (finding("Bile duct brushing: positive for malignancy."), False),  # no carcinoma named
+        (finding("Bile duct: IgG4-related sclerosing cholangitis, a mimicker of cholangiocarcinoma."), False),
+        (finding("Bile duct: differential diagnosis includes adenocarcinoma versus reactive atypia."), False),
+        (finding("Bile duct: sclerosing cholangitis rather than cholangiocarcinoma."), False),
+        (finding("Bile duct: moderately differentiated adenocarcinoma."), True),
         (finding("Bile duct: storiform fibrosis.", concept=Concept.STORIFORM_FIBROSIS), False),
     ],
 )

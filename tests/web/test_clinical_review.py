@@ -108,7 +108,6 @@ BENIGN_BILE_DUCT = "Bile duct, hilar stricture, biopsy: benign biliary epitheliu
                 "DIAGNOSIS: Bile duct, biopsy: IgG4-related sclerosing cholangitis, a mimicker of "
                 "cholangiocarcinoma."
             ),
-            marks=NEEDS_7A,
             id="mimicker-comparison",
         ),
         pytest.param(
