@@ -158,6 +158,9 @@ _SITE_PATTERNS: Final[tuple[tuple[Site, re.Pattern[str]], ...]] = tuple(
     for site, words in SITE_LEXICON.items()
 )
 _MAX_LINE = 300
+_MAX_SPECIMEN_TEXT = 50_000
+"""Specimen lines are looked for in the report's first 50,000 characters (the specimen block heads a
+pathology report); this bounds the work hostile text can cause."""
 
 
 def sites_in(text: str) -> frozenset[Site]:
@@ -170,7 +173,7 @@ def specimen_sites(labels: Iterable[str], text: str) -> frozenset[Site]:
     found: set[Site] = set()
     for label in labels:
         found |= sites_in(label[:_MAX_LINE])
-    for line in text.splitlines():
+    for line in text[:_MAX_SPECIMEN_TEXT].splitlines():
         if _SPECIMEN_LINE.match(line) and not _NOT_SPECIMEN_LINE.match(line):
             found |= sites_in(line[:_MAX_LINE])
     return frozenset(found)
