@@ -24,8 +24,9 @@ class CardRecorder:
     (cut short by :meth:`flush` and :meth:`close`), then commits what has accumulated (at most
     ``max_batch``) in one transaction: a commit costs the writer about as much as 30 batched records, and
     while the writer holds the GIL the event loop waits, so few large commits beat many small ones, and
-    one wake-up per batch beats one per record. When the queue is full (the database is stuck), records are dropped and counted in the
-    log rather than slowing or failing hook calls: recording serves the feedback analytics, not the card.
+    one wake-up per batch beats one per record. When the queue is full (the database is stuck), records
+    are dropped and counted in the log rather than slowing or failing hook calls: recording serves the
+    feedback analytics, not the card.
     """
 
     def __init__(
