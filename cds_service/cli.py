@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from cds_service.errors import CDSError
-from cds_service.hooks.discovery import SERVICES
+from cds_service.hooks.discovery import SERVICE_FOR_HOOK, find_service
 from cds_service.web.operation_outcome import error_outcome
 
-SERVICE_FOR_HOOK = {s.hook: s.id for s in SERVICES}
 DELEGATES = {"load-fixtures": "cds_service.fixtures.loader", "feedback-export": "cds_service.feedback.export"}
 DELEGATES_HELP = {
     "load-fixtures": "load fhir_fixtures/ into a FHIR R4 server (see load-fixtures --help)",
@@ -65,7 +64,7 @@ def _demo(args: argparse.Namespace) -> int:
         return 2
     today = date.fromisoformat(args.today) if args.today else None
     try:
-        outcome = handle_hook(service_id, request, Settings(), today=today)
+        outcome = handle_hook(find_service(service_id), request, Settings(), today=today)
     except CDSError as exc:
         print(f"HTTP {exc.status_code}: {json.dumps(error_outcome(exc), indent=2)}", file=sys.stderr)
         return 1

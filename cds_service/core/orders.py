@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any, Final
 
 from cds_service.core import codes
@@ -56,15 +57,17 @@ def _label_texts(resource: Any) -> list[str]:
     return [text for concept in concepts if concept is not None for text in concept_texts(concept)]
 
 
-def _reasons(resource: Any, cca_condition_refs: frozenset[str]) -> tuple[bool, bool]:
-    """(reason names cholangiocarcinoma, reason names a biliary stricture) from reasonCode/reasonReference."""
+REASON_LABEL: Final = "order with reason cholangiocarcinoma or biliary stricture"
+
+
+def _reasons(resource: Any) -> tuple[bool, bool]:
+    """(reason names cholangiocarcinoma, reason names a biliary stricture) from reasonCode."""
     cca = stricture = False
     for concept in resource.reasonCode or []:
         kinds, _ = concept_kinds(concept)
         cca |= ConditionKind.CHOLANGIOCARCINOMA in kinds
         stricture |= any(c.system == codes.ICD10CM and c.code in STRICTURE_ICD10 for c in _codings(concept))
         stricture |= any(_STRICTURE_REASON.search(t) for t in concept_texts(concept))
-    cca |= any(ref.reference in cca_condition_refs for ref in resource.reasonReference or [] if ref.reference)
     return cca, stricture
 
 
@@ -103,17 +106,31 @@ def _medication_request_actions(resource: Any) -> tuple[set[OrderAction], str]:
 
 
 def classify_order(resource: Any, cca_condition_refs: frozenset[str] = frozenset()) -> DraftOrderFacts:
-    """Whether a draft ServiceRequest or MedicationRequest acts on a presumed cholangiocarcinoma."""
+    """Whether a draft ServiceRequest or MedicationRequest acts on a presumed cholangiocarcinoma.
+
+    Each order is classified once, from the order alone; a ``reasonReference`` to a cholangiocarcinoma
+    condition is resolved afterwards by :func:`resolve_reasons` (here when ``cca_condition_refs`` is given).
+    """
     if resource.get_resource_type() == "MedicationRequest":
         actions, label = _medication_request_actions(resource)
     else:
         actions, label = _service_request_actions(resource)
     # Either reason makes the order act on the presumption; only a CCA reason raises the presumption itself.
-    reason_cca, reason_stricture = _reasons(resource, cca_condition_refs)
+    reason_cca, reason_stricture = _reasons(resource)
     if reason_cca or reason_stricture:
         actions.add(OrderAction.REASON)
-        label = label or "order with reason cholangiocarcinoma or biliary stricture"
+        label = label or REASON_LABEL
     reference = (
         f"{resource.get_resource_type()}/{resource.id}" if resource.id else resource.get_resource_type()
     )
-    return DraftOrderFacts(reference, frozenset(actions), reason_cca, label)
+    targets = frozenset(ref.reference for ref in resource.reasonReference or [] if ref.reference)
+    facts = DraftOrderFacts(reference, frozenset(actions), reason_cca, label, targets)
+    return resolve_reasons(facts, cca_condition_refs) if cca_condition_refs else facts
+
+
+def resolve_reasons(order: DraftOrderFacts, cca_condition_refs: frozenset[str]) -> DraftOrderFacts:
+    """The order with its ``reasonReference`` resolved: naming a cholangiocarcinoma condition is a CCA reason."""
+    if order.reason_is_cca or not (order.reason_references & cca_condition_refs):
+        return order
+    actions = order.actions | {OrderAction.REASON}
+    return replace(order, actions=actions, reason_is_cca=True, label=order.label or REASON_LABEL)

@@ -27,11 +27,10 @@ from cds_service.errors import (
     CDSError,
     PayloadTooLargeError,
     RequestError,
-    UnknownServiceError,
 )
 from cds_service.feedback.request import parse_feedback
 from cds_service.feedback.store import CardBatch
-from cds_service.hooks.discovery import SERVICES_BY_ID, discovery_document
+from cds_service.hooks.discovery import discovery_document, find_service
 from cds_service.hooks.fetcher import PrefetchFetcher
 from cds_service.hooks.handler import Fetcher, handle_hook
 from cds_service.logs import configure_logging
@@ -174,8 +173,7 @@ def create_app(
     async def call_service(service_id: str, request: Request) -> Response:
         """Answer a hook call with ``{"cards": [...]}``."""
         started = time.perf_counter()
-        if service_id not in SERVICES_BY_ID:
-            raise UnknownServiceError(f"no CDS service with id '{service_id}'")
+        service = find_service(service_id)
         caller = deps.authenticate(request.headers.get("authorization"), _public_url(request, settings))
         body = await _read_body(request, settings.max_body_bytes)
         run = partial(
@@ -183,11 +181,12 @@ def create_app(
             allowed_bases=caller.allowed_fhir_bases if caller else (),
             today=today() if today else None,
         )
-        outcome = await run_in_threadpool(run, service_id, body, settings, deps.fetcher)
+        outcome = await run_in_threadpool(run, service, body, settings, deps.fetcher)
         if outcome.cards:
-            hook = SERVICES_BY_ID[service_id].hook
             patient = f"Patient/{outcome.patient_id}" if outcome.patient_id else None
-            deps.recorder.submit(CardBatch(service_id, hook, outcome.hook_instance, patient, outcome.cards))
+            deps.recorder.submit(
+                CardBatch(service_id, service.hook, outcome.hook_instance, patient, outcome.cards)
+            )
         logger.info(
             "hook call",
             extra={
@@ -207,8 +206,7 @@ def create_app(
     @app.post("/cds-services/{service_id}/feedback")
     async def feedback(service_id: str, request: Request) -> Response:
         """Store CDS Hooks 2.0 feedback (accepted suggestions, overrides); resent items are stored once."""
-        if service_id not in SERVICES_BY_ID:
-            raise UnknownServiceError(f"no CDS service with id '{service_id}'")
+        find_service(service_id)
         deps.authenticate(request.headers.get("authorization"), _public_url(request, settings))
         parsed = parse_feedback(await _read_body(request, settings.max_body_bytes))
         stored = await run_in_threadpool(deps.record_feedback, service_id, parsed.feedback)

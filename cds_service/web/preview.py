@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cds_service.errors import CDSError
 from cds_service.fixtures.catalog import Fixture, fixture_dirs, load_fixture
-from cds_service.hooks.discovery import SERVICES
+from cds_service.hooks.discovery import SERVICE_FOR_HOOK, find_service
 from cds_service.hooks.handler import handle_hook
 from cds_service.settings import Settings
 
@@ -42,8 +42,6 @@ CSP: Final = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; base-uri 'none'"
 )
 """The preview's Content-Security-Policy: no script, no external resource, forms post back here only."""
-
-SERVICE_FOR_HOOK: Final = {service.hook: service.id for service in SERVICES}
 
 INDICATORS: Final = {
     # indicator: (band colour, badge background, badge text colour, label, header tint)
@@ -230,7 +228,7 @@ def _evaluate(body: Any, settings: Settings, today: date) -> tuple[list[dict[str
         supported = ", ".join(sorted(SERVICE_FOR_HOOK))
         return [], f"Unsupported or missing hook {hook!r}: this service answers {supported}.", 400
     try:
-        outcome = handle_hook(service_id, body, settings, None, today=today)
+        outcome = handle_hook(find_service(service_id), body, settings, None, today=today)
     except CDSError as exc:
         return [], f"{type(exc).__name__} (HTTP {exc.status_code}): {exc}", exc.status_code
     return outcome.cards, None, 200
