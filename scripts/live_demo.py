@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))  # run from a checkout without relying on the edit
 from cds_service.fixtures.catalog import Fixture, list_fixtures  # noqa: E402
 from cds_service.fixtures.loader import LoadReport, load_bundles  # noqa: E402
 from cds_service.hooks.cards import EXTENSION_KEY  # noqa: E402 - after the sys.path set-up
-from cds_service.hooks.discovery import SERVICES  # noqa: E402
+from cds_service.hooks.discovery import SERVICE_FOR_HOOK  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests"))  # the sekmet-fhir start/stop code shared with the tests (no pytest)
 from tests.servers import process, sekmet  # noqa: E402
@@ -51,7 +51,6 @@ from tests.servers.process import ServerError  # noqa: E402
 STARTUP_TIMEOUT_S: Final = 30.0
 CALL_TIMEOUT_S: Final = 30.0
 STOP_GRACE_S: Final = 10.0
-SERVICE_FOR_HOOK: Final = {s.hook: s.id for s in SERVICES}
 OK_MARK: Final = "✓"
 FAIL_MARK: Final = "✗"
 

@@ -29,7 +29,8 @@ from cds_service.errors import (
     RequestError,
 )
 from cds_service.feedback.request import parse_feedback
-from cds_service.feedback.store import CardBatch
+from cds_service.feedback.store import CardBatch, shown_cards
+from cds_service.fhir.client import FHIR_JSON
 from cds_service.hooks.discovery import discovery_document, find_service
 from cds_service.hooks.fetcher import PrefetchFetcher
 from cds_service.hooks.handler import Fetcher, handle_hook
@@ -40,8 +41,6 @@ from cds_service.web.operation_outcome import error_outcome, operation_outcome
 from cds_service.web.preview import preview_router
 
 logger = logging.getLogger("cds_service.calls")
-
-FHIR_JSON = "application/fhir+json"
 
 
 class ORJSONResponse(JSONResponse):
@@ -184,9 +183,8 @@ def create_app(
         outcome = await run_in_threadpool(run, service, body, settings, deps.fetcher)
         if outcome.cards:
             patient = f"Patient/{outcome.patient_id}" if outcome.patient_id else None
-            deps.recorder.submit(
-                CardBatch(service_id, service.hook, outcome.hook_instance, patient, outcome.cards)
-            )
+            cards = shown_cards(outcome.cards, outcome.assessment)
+            deps.recorder.submit(CardBatch(service_id, service.hook, outcome.hook_instance, patient, cards))
         logger.info(
             "hook call",
             extra={
@@ -222,4 +220,17 @@ def create_app(
     return app
 
 
-app = create_app()
+_default_app: FastAPI | None = None
+
+
+def __getattr__(name: str) -> FastAPI:
+    """``app``: the app built from the environment's settings on first use (``uvicorn cds_service.web.app:app``).
+
+    Built lazily so that importing :func:`create_app` (``igg4-cds serve``, tests) builds no app of its own.
+    """
+    global _default_app  # noqa: PLW0603 - the one process-wide app of the import string
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _default_app is None:
+        _default_app = create_app()
+    return _default_app

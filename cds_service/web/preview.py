@@ -30,13 +30,11 @@ from markdown_it import MarkdownIt
 from starlette.concurrency import run_in_threadpool
 
 from cds_service.errors import CDSError
-from cds_service.fixtures.catalog import Fixture, fixture_dirs, load_fixture
+from cds_service.fixtures.catalog import FIXTURE_DATE, Fixture, fixture_dirs, load_fixture
+from cds_service.hooks.cards import EXTENSION_KEY
 from cds_service.hooks.discovery import SERVICE_FOR_HOOK, find_service
 from cds_service.hooks.handler import handle_hook
 from cds_service.settings import Settings
-
-FIXTURE_DATE: Final = date(2026, 11, 25)
-"""The date the fixtures were written for: their lab lookback windows are evaluated on this day."""
 
 CSP: Final = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; base-uri 'none'"
@@ -206,7 +204,7 @@ def _expectation(expected: Mapping[str, Any], cards: Sequence[Mapping[str, Any]]
     got_total: Any = None
     if cards:
         extension = cards[0].get("extension")
-        summary = extension.get("igg4rd-cds.classification") if isinstance(extension, Mapping) else None
+        summary = extension.get(EXTENSION_KEY) if isinstance(extension, Mapping) else None
         got_total = summary.get("total") if isinstance(summary, Mapping) else None
     matches = want_card == got_card and (total is None or total == got_total)
     expected_text = f"{want_card} card" + (f", {total} points" if total is not None else "")

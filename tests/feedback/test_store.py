@@ -16,7 +16,7 @@ from cds_service.feedback.keys import KEY_FILE_SUFFIX, StoreConfigError
 from cds_service.feedback.reports import ReasonCount
 from cds_service.feedback.request import FeedbackItem, parse_feedback
 from cds_service.feedback.schema import cards_shown, feedback
-from cds_service.feedback.store import Store
+from cds_service.feedback.store import ShownCard, Store
 from tests.servers import postgres as _postgres
 
 PostgresServer = _postgres.PostgresServer
@@ -37,17 +37,8 @@ def card(
     classification: str = "meets",
     total: int = 35,
     suggestions: tuple[str, ...] = (),
-) -> dict[str, Any]:
-    return {
-        "uuid": uuid,
-        "summary": "Consider IgG4-related disease before presuming cholangiocarcinoma",
-        "indicator": indicator,
-        "source": {"label": "2019 ACR/EULAR"},
-        "suggestions": [{"label": f"Order {s}", "uuid": s} for s in suggestions],
-        "extension": {
-            "igg4rd-cds.classification": {"classification": classification, "total": total, "threshold": 20}
-        },
-    }
+) -> ShownCard:
+    return ShownCard(uuid, indicator, classification, total, suggestions)
 
 
 def accepted(card_uuid: str, *suggestions: str, at: str = "2024-05-01T10:00:00Z") -> dict[str, Any]:
@@ -96,7 +87,7 @@ def count(store: Store, table: Any) -> int:
 
 
 def test_record_cards_is_idempotent_and_skips_cards_without_uuid(store: Store) -> None:
-    cards = [card("c-1", suggestions=("s-1", "s-2")), card("c-2", indicator="info"), {"summary": "no uuid"}]
+    cards = [card("c-1", suggestions=("s-1", "s-2")), card("c-2", indicator="info"), card("")]
     assert store.record_cards(SERVICE, "order-sign", "hi-1", PATIENT, cards) == 2
     assert store.record_cards(SERVICE, "order-sign", "hi-1", PATIENT, cards) == 0
     assert store.record_cards(SERVICE, "order-sign", "hi-1", PATIENT, []) == 0
