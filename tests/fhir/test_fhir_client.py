@@ -12,8 +12,8 @@ import pytest
 from cds_service.core import codes
 from cds_service.fhir.client import (
     FetchFailure,
-    FetchOutcome,
     FetchResult,
+    FetchResultOrFailure,
     FhirFetcher,
 )
 from cds_service.fixtures.loader import load_bundles
@@ -39,12 +39,12 @@ def _in(seconds: float) -> float:
     return time.monotonic() + seconds
 
 
-def _result(outcome: FetchOutcome) -> FetchResult:
+def _result(outcome: FetchResultOrFailure) -> FetchResult:
     assert isinstance(outcome, FetchResult), outcome
     return outcome
 
 
-def _failure(outcome: FetchOutcome) -> FetchFailure:
+def _failure(outcome: FetchResultOrFailure) -> FetchFailure:
     assert isinstance(outcome, FetchFailure), outcome
     return outcome
 
