@@ -6,7 +6,6 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from cds_service.feedback.reports import ReasonCount
 from cds_service.feedback.request import FeedbackItem, parse_feedback
 from cds_service.feedback.schema import cards_shown, feedback
 from cds_service.feedback.store import ShownCard, Store
+from cds_service.settings import Settings
 from tests.servers import postgres as _postgres
 
 PostgresServer = _postgres.PostgresServer
@@ -144,10 +144,10 @@ def test_generated_key_is_persisted_next_to_sqlite(tmp_path: Path) -> None:
 
 
 def test_from_settings(tmp_path: Path, database_url: str) -> None:
-    settings = SimpleNamespace(database_url=database_url, feedback_hash_key=KEY)
+    settings = Settings(database_url=database_url, feedback_hash_key=KEY)
     with Store.from_settings(settings) as store:
         assert store.patient_hash(PATIENT)
-    unkeyed = SimpleNamespace(database_url=database_url)
+    unkeyed = Settings(database_url=database_url, feedback_hash_key=None)
     if database_url.startswith("sqlite"):
         Store.from_settings(unkeyed).close()
     else:
