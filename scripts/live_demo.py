@@ -46,6 +46,7 @@ from cds_service.hooks.discovery import SERVICE_FOR_HOOK  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests"))  # the sekmet-fhir start/stop code shared with the tests (no pytest)
 from tests.servers import process, sekmet  # noqa: E402
+from tests.servers import service as dev_service  # noqa: E402
 from tests.servers.process import ServerError  # noqa: E402
 
 STARTUP_TIMEOUT_S: Final = 30.0
@@ -107,31 +108,12 @@ def start_service(workdir: Path, started: list[Started]) -> Started:
 
     Appended to ``started`` as soon as it exists, like :func:`start_fhir`.
     """
-    port = process.free_port()
-    env = process.clean_env("IGG4_CDS_")
-    for passed_on in ("IGG4_CDS_HOOK_TIME_BUDGET_S", "IGG4_CDS_LOG_LEVEL"):
-        if passed_on in os.environ:
-            env[passed_on] = os.environ[passed_on]
-    env["IGG4_CDS_DEV_MODE"] = "true"
-    env["IGG4_CDS_DATABASE_URL"] = f"sqlite:///{workdir / 'feedback.sqlite3'}"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    log_path = workdir / "cds-service.log"
-    argv = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "cds_service.web.app:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
-    url = f"http://127.0.0.1:{port}"
-    server = Started("CDS service", process.spawn("CDS service", argv, env, REPO, log_path), url, log_path)
+    passed_on = {name: os.environ[name] for name in ("IGG4_CDS_HOOK_TIME_BUDGET_S",) if name in os.environ}
+    env = dev_service.dev_env(workdir, os.environ.get("IGG4_CDS_LOG_LEVEL", "INFO"), passed_on)
+    launched = dev_service.launch(workdir, env)
+    server = Started("CDS service", launched.process, launched.base_url, launched.log_path)
     started.append(server)
-    wait_until_up(server, f"{url}/cds-services")
+    wait_until_up(server, f"{launched.base_url}/cds-services")
     return server
 
 
