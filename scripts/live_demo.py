@@ -39,7 +39,7 @@ import requests
 REPO: Final = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without relying on the editable install's path
 
-from cds_service.fixtures.catalog import Fixture, list_fixtures  # noqa: E402
+from cds_service.fixtures.catalog import FIXTURE_DATE, Fixture, list_fixtures  # noqa: E402
 from cds_service.fixtures.loader import LoadReport, load_bundles  # noqa: E402
 from cds_service.hooks.cards import EXTENSION_KEY  # noqa: E402 - after the sys.path set-up
 from cds_service.hooks.discovery import SERVICE_FOR_HOOK  # noqa: E402
@@ -55,8 +55,8 @@ STOP_GRACE_S: Final = 10.0
 OK_MARK: Final = "✓"
 FAIL_MARK: Final = "✗"
 
-EPILOG: Final = """\
-Evaluation date: the fixture records use absolute dates chosen for an evaluation on 2026-11-25, but the
+EPILOG: Final = f"""\
+Evaluation date: the fixture records use absolute dates chosen for an evaluation on {FIXTURE_DATE}, but the
 service evaluates on today's (UTC) date and cannot be told otherwise through its environment. Laboratory
 results count within a 3-year lookback window, so the results stay as expected.json states until 2029
 (checked with pinned dates: all match on 2029-02-10; from 2029-02-11 the oldest counted labs start leaving
