@@ -47,10 +47,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
 from cds_service.core.assessment import Assessment
+from cds_service.errors import StoreConfigError
 from cds_service.feedback import reports
 from cds_service.feedback.keys import (
     KEY_FILE_SUFFIX,
-    StoreConfigError,
     key_bytes,
     load_or_create_key_file,
     read_key_file,

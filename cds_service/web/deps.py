@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from cds_service.errors import StorageUnavailableError
-from cds_service.feedback.keys import StoreConfigError
+from cds_service.errors import StorageUnavailableError, StoreConfigError
 from cds_service.feedback.recorder import CardRecorder
 from cds_service.feedback.request import FeedbackItem
 from cds_service.feedback.store import Store

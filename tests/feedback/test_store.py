@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from cds_service.feedback.keys import KEY_FILE_SUFFIX, StoreConfigError
+from cds_service.errors import StoreConfigError
+from cds_service.feedback.keys import KEY_FILE_SUFFIX
 from cds_service.feedback.reports import ReasonCount
 from cds_service.feedback.request import FeedbackItem, parse_feedback
 from cds_service.feedback.schema import cards_shown, feedback
