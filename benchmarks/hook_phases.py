@@ -40,8 +40,9 @@ sys.path.insert(0, str(ROOT))
 
 from cds_service.core import assessment, narrative, reports  # noqa: E402
 from cds_service.core import resources as fhir_parse  # noqa: E402
-from cds_service.feedback.store import CardBatch, Store  # noqa: E402
+from cds_service.feedback.store import CardBatch, Store, shown_cards  # noqa: E402
 from cds_service.hooks.cards import render_cards  # noqa: E402
+from cds_service.hooks.discovery import find_service  # noqa: E402
 from cds_service.hooks.handler import core_config, gather_data, handle_hook  # noqa: E402
 from cds_service.hooks.request import parse_hook_request  # noqa: E402
 from cds_service.logs import configure_logging  # noqa: E402
@@ -49,6 +50,7 @@ from cds_service.settings import Settings  # noqa: E402
 
 FIXTURE = ROOT / "fhir_fixtures" / "01-published-case" / "request.json"
 SERVICE_ID = "igg4rd-order-sign"
+SERVICE = find_service(SERVICE_ID)
 TODAY = date(2026, 11, 25)
 
 
@@ -113,7 +115,8 @@ def one_call(raw: bytes, settings: Settings, store: Store, log: logging.Logger) 
     extra |= {"indicators": ["warning"], "timings_ms": {"parse": 0.1, "fetch": 0.1, "evaluate": 1.0}}
     log.info("hook call", extra={**extra, "total_ms": 1.0, "fetched": [], "skipped_resources": 0})
     out["logging"] = clock() - t
-    batch = CardBatch(SERVICE_ID, "order-sign", request.hook_instance, f"Patient/{request.patient_id}", cards)
+    shown = shown_cards(cards, result)
+    batch = CardBatch(SERVICE_ID, "order-sign", request.hook_instance, f"Patient/{request.patient_id}", shown)
     t = clock()
     store.record_card_batches([batch])
     out["card recording (1 per commit)"] = clock() - t
@@ -142,7 +145,7 @@ def main() -> None:
                 if args.profile == "cold":
                     clear_caches()
                 profiler.enable()
-                handle_hook(SERVICE_ID, body, settings, today=TODAY)
+                handle_hook(SERVICE, body, settings, today=TODAY)
                 profiler.disable()
             pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
             return
@@ -156,17 +159,13 @@ def main() -> None:
                 if variant == "cold":
                     clear_caches()
                 t = time.perf_counter()
-                handle_hook(SERVICE_ID, body, settings, today=TODAY)
+                handle_hook(SERVICE, body, settings, today=TODAY)
                 samples["handle_hook (whole)"].append(time.perf_counter() - t)
-            batch = CardBatch(SERVICE_ID, "order-sign", "x", "Patient/x", [])
-            cards = render_cards(
-                handle_hook(SERVICE_ID, body, settings, today=TODAY).assessment,  # type: ignore[arg-type]
-                "x",
-            )
+            outcome = handle_hook(SERVICE, body, settings, today=TODAY)
+            cards = shown_cards(outcome.cards, outcome.assessment)
             batches = [CardBatch(SERVICE_ID, "order-sign", f"h{i}", "Patient/x", cards) for i in range(50)]
             per50 = _time(lambda: store.record_card_batches(batches), 20)  # noqa: B023
             samples["card recording (50 per commit), per response"] = [s / 50 for s in per50]
-            del batch
             print(f"\n{variant} ({args.calls} calls), µs: median, p99")
             for phase, values in samples.items():
                 ordered = sorted(values)

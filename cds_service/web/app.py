@@ -28,11 +28,11 @@ from cds_service.errors import (
     CDSError,
     PayloadTooLargeError,
     RequestError,
-    UnknownServiceError,
 )
 from cds_service.feedback.request import parse_feedback
-from cds_service.feedback.store import CardBatch
-from cds_service.hooks.discovery import SERVICES_BY_ID, discovery_document
+from cds_service.feedback.store import CardBatch, shown_cards
+from cds_service.fhir.client import FHIR_JSON
+from cds_service.hooks.discovery import discovery_document, find_service
 from cds_service.hooks.fetcher import PrefetchFetcher
 from cds_service.hooks.handler import Fetcher, handle_hook, may_fetch
 from cds_service.logs import configure_logging
@@ -43,7 +43,6 @@ from cds_service.web.preview import preview_router
 
 logger = logging.getLogger("cds_service.calls")
 
-FHIR_JSON = "application/fhir+json"
 # A hook call whose data all came in the body and whose body is at most this size runs on the event loop
 # (the published case is 33 kB and takes 1-15 ms); a larger one, or one that may fetch, runs in a thread.
 INLINE_BODY_BYTES = 512 * 1024
@@ -203,14 +202,13 @@ def create_app(
     async def call_service(service_id: str, request: Request) -> Response:
         """Answer a hook call with ``{"cards": [...]}``."""
         started = time.perf_counter()
-        if service_id not in SERVICES_BY_ID:
-            raise UnknownServiceError(f"no CDS service with id '{service_id}'")
+        service = find_service(service_id)
         caller = deps.authenticate(request.headers.get("authorization"), _public_url(request, settings))
         raw = await _read_bytes(request, settings.max_body_bytes)
         body = _parse_json(raw)
         run = partial(
             handle_hook,
-            service_id,
+            service,
             body,
             settings,
             deps.fetcher,
@@ -222,9 +220,9 @@ def create_app(
         inline = len(raw) <= INLINE_BODY_BYTES and not may_fetch(body)
         outcome = run() if inline else await run_in_threadpool(run)
         if outcome.cards:
-            hook = SERVICES_BY_ID[service_id].hook
             patient = f"Patient/{outcome.patient_id}" if outcome.patient_id else None
-            deps.recorder.submit(CardBatch(service_id, hook, outcome.hook_instance, patient, outcome.cards))
+            cards = shown_cards(outcome.cards, outcome.assessment)
+            deps.recorder.submit(CardBatch(service_id, service.hook, outcome.hook_instance, patient, cards))
         logger.info(
             "hook call",
             extra={
@@ -244,8 +242,7 @@ def create_app(
     @app.post("/cds-services/{service_id}/feedback")
     async def feedback(service_id: str, request: Request) -> Response:
         """Store CDS Hooks 2.0 feedback (accepted suggestions, overrides); resent items are stored once."""
-        if service_id not in SERVICES_BY_ID:
-            raise UnknownServiceError(f"no CDS service with id '{service_id}'")
+        find_service(service_id)
         deps.authenticate(request.headers.get("authorization"), _public_url(request, settings))
         parsed = parse_feedback(await _read_body(request, settings.max_body_bytes))
         stored = await run_in_threadpool(deps.record_feedback, service_id, parsed.feedback)
@@ -261,4 +258,17 @@ def create_app(
     return app
 
 
-app = create_app()
+_default_app: FastAPI | None = None
+
+
+def __getattr__(name: str) -> FastAPI:
+    """``app``: the app built from the environment's settings on first use (``uvicorn cds_service.web.app:app``).
+
+    Built lazily so that importing :func:`create_app` (``igg4-cds serve``, tests) builds no app of its own.
+    """
+    global _default_app  # noqa: PLW0603 - the one process-wide app of the import string
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _default_app is None:
+        _default_app = create_app()
+    return _default_app
