@@ -82,19 +82,10 @@ overflow:hidden}
 .badge{flex:0 0 auto;font-size:12px;font-weight:700;text-transform:uppercase;letter-spacing:.05em;
 padding:3px 10px;border-radius:4px;margin-top:3px}
 .summary{font-size:20px;font-weight:700;line-height:1.3;margin:0}
-.detail{margin-top:14px;font-size:15px}
+.detail{margin-top:14px;font-size:14px}
 .detail p{margin:8px 0}
-.detail p:first-child{font-size:16px;background:#f4f6f8;border-left:4px solid #8a97a6;padding:8px 12px;
-margin-top:0}
-.detail ul{margin:4px 0 10px;padding-left:22px}
-.detail li{margin:2px 0}
-.detail table{border-collapse:collapse;width:100%;margin:10px 0 14px;font-size:14px}
-.detail th{background:#24313f;color:#fff;text-align:left;padding:6px 10px;font-weight:600}
-.detail td{padding:6px 10px;border-bottom:1px solid #dfe4ea;vertical-align:top}
-.detail tr:nth-child(even) td{background:#f7f9fb}
-.detail td:nth-child(1){font-weight:600;white-space:nowrap}
-.detail td:nth-child(2){white-space:nowrap;font-variant-numeric:tabular-nums}
-.detail tr:last-child td{border-top:2px solid #24313f;background:#eef3f8}
+.detail table{border-collapse:collapse;border-spacing:0;margin:8px 0}
+.detail th,.detail td{padding:0;border:0;text-align:left;vertical-align:top;background:none}
 .detail code{background:#eef1f4;padding:0 4px;border-radius:3px}
 .source{font-size:13px;color:#4a5663;margin:10px 0 0}
 .actions{display:flex;flex-wrap:wrap;gap:10px;align-items:center;margin-top:14px;padding-top:12px;
