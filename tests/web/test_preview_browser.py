@@ -168,7 +168,7 @@ def test_published_case_in_chromium(server, chromium, tmp_path):
     assert rows["Pancreas and biliary tree"][0] == "19"
     assert rows["Kidney"][0] == "10"
     assert rows["Total"][0] == "35"
-    assert "No points: histopathology (no tissue)" in text and "retroperitoneum (not imaged)" in text
+    assert "histopathology (no tissue)" in text and "retroperitoneum (not imaged)" in text
     assert dom.title.startswith("Card preview: Published case")
     assert not any(tag in {"script", "img"} for tag, _ in dom.tags)
 
@@ -195,3 +195,33 @@ def test_hostile_record_runs_nothing_without_csp(server, chromium):
     assert "Diffuse enlargement of the pancreas" in evidence
     assert "<img src=x" in evidence and "<script>" in evidence  # visible as text, not as elements
     assert "Consider IgG4-related disease" in " ".join(dom.text)
+
+
+SANDBOX_LIKE_STYLE = """body{margin:0;font:14px/1.42857 "Helvetica Neue",Helvetica,Arial,sans-serif;background:#fff}
+#card{width:718px;padding:0 10px;box-sizing:border-box}
+table{border-collapse:collapse;border-spacing:0}th,td{padding:0;border:0;text-align:left;vertical-align:top}
+p{margin:0 0 10px}ul{margin:0 0 10px}"""
+"""How the CDS Hooks sandbox draws a card detail: 718 px wide, tables without borders or padding."""
+
+
+def test_published_case_detail_reads_in_one_screen_without_borders(chromium, tmp_path):
+    from cds_service.fixtures.catalog import load_fixture  # noqa: PLC0415
+    from cds_service.hooks.handler import handle_hook  # noqa: PLC0415
+    from cds_service.settings import Settings  # noqa: PLC0415
+    from cds_service.web.preview import FIXTURE_DATE, render_markdown  # noqa: PLC0415
+
+    request = load_fixture("01-published-case").request
+    outcome = handle_hook("igg4rd-order-sign", request, Settings(database_url="sqlite://"), today=FIXTURE_DATE)
+    html = render_markdown(outcome.cards[0]["detail"])
+    assert ">Points\xa0\xa0</th>" in html  # a gap between the header cells even without padding
+    page = tmp_path / "detail.html"
+    page.write_text(
+        f"<!doctype html><html><head><meta charset=utf-8><title>-</title><style>{SANDBOX_LIKE_STYLE}</style>"
+        f"</head><body><div id=card>{html}</div><script>"
+        "document.title=Math.round(document.getElementById('card').getBoundingClientRect().height)"
+        "</script></body></html>"
+    )
+    dom = parse(chromium("--window-size=740,1200", "--dump-dom", page.as_uri()))
+    height = int(dom.title)
+    assert height <= 600, height  # the old detail (a row per domain, whole sentences) drew about 1,050 px
+    assert [row[0] for row in dom.rows[1:]] == ["6", "19", "10", "35"]
