@@ -211,7 +211,9 @@ def test_published_case_detail_reads_in_one_screen_without_borders(chromium, tmp
     from cds_service.web.preview import FIXTURE_DATE, render_markdown  # noqa: PLC0415
 
     request = load_fixture("01-published-case").request
-    outcome = handle_hook("igg4rd-order-sign", request, Settings(database_url="sqlite://"), today=FIXTURE_DATE)
+    outcome = handle_hook(
+        "igg4rd-order-sign", request, Settings(database_url="sqlite://"), today=FIXTURE_DATE
+    )
     html = render_markdown(outcome.cards[0]["detail"])
     assert ">Points\xa0\xa0</th>" in html  # a gap between the header cells even without padding
     page = tmp_path / "detail.html"
