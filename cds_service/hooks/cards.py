@@ -36,6 +36,15 @@ OVERRIDE_REASONS: Final = (
     ("workup-ordered", "IgG4 work-up already ordered"),
     ("not-applicable", "Not applicable to this patient"),
 )
+_OVERRIDE_DISPLAYS: Final = dict(OVERRIDE_REASONS)
+
+
+def override_reason_display(system: str | None, code: str | None) -> str | None:
+    """The display of one of this service's own override reasons (``system`` is :data:`OVERRIDE_SYSTEM`), else
+    ``None``: EHRs such as the CDS Hooks sandbox send back only the code and system of the reason chosen."""
+    return _OVERRIDE_DISPLAYS.get(code or "") if system == OVERRIDE_SYSTEM else None
+
+
 CLASSIFICATION_WORDS: Final = {
     Classification.MEETS: "classification criteria met",
     Classification.EXCLUDED: "an exclusion criterion is present",

@@ -315,3 +315,12 @@ def test_no_suggestion_without_a_patient():
     )
     [card] = render_cards(assessment, None)
     assert "suggestions" not in card
+
+
+def test_override_reason_display_comes_from_the_service_own_definitions():
+    from cds_service.hooks.cards import OVERRIDE_SYSTEM, override_reason_display  # noqa: PLC0415
+
+    assert override_reason_display(OVERRIDE_SYSTEM, "workup-ordered") == "IgG4 work-up already ordered"
+    assert override_reason_display("https://other.example/reasons", "workup-ordered") is None
+    assert override_reason_display(OVERRIDE_SYSTEM, "unknown-code") is None
+    assert override_reason_display(None, None) is None
