@@ -161,7 +161,12 @@ def create_app(
         # A bare 401: the reason is for the operator's log only.
         logger.warning(
             "authentication failed",
-            extra={"path": request.url.path, "reason": exc.reason, "issuer": exc.issuer},
+            extra={
+                "path": request.url.path,
+                "url_called": str(request.url.replace(query=None, fragment=None)),
+                "reason": exc.reason,
+                "issuer": exc.issuer,
+            },
         )
         return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
