@@ -207,7 +207,7 @@ def _missing(result: CriteriaResult) -> list[str]:
     if Domain.KIDNEY in unassessed:
         items.append("Kidney: complement C3/C4 (hypocomplementemia scores 6).")
     # Organs the imaging read is silent on are listed under "No points (not imaged)": imaging them resolves it.
-    manual = "Check by hand: fever, steroid response, autoantibodies, Hashimoto thyroiditis."
+    manual = "Check by hand: recurrent fever, steroid response, autoantibodies, Hashimoto thyroiditis."
     return [*items[:3], manual] if len(items) < 3 else items[:3]
 
 
