@@ -34,8 +34,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cds_service.core.findings import Assertion, Concept, Laterality, TextFinding  # noqa: E402
-from cds_service.core.narrative import extract_findings  # noqa: E402
+from cds_service.core.findings import Assertion, Concept, TextFinding
+from cds_service.core.narrative import extract_findings
 
 DOMAIN_OF: dict[str, str] = {
     "pancreas-diffuse-enlargement": "pancreas-biliary",
@@ -66,7 +66,13 @@ DOMAIN_OF: dict[str, str] = {
     "carcinoma": "malignancy",
     "cholangiocarcinoma": "malignancy",
 }
-LATERAL = {"lacrimal-gland", "parotid-gland", "submandibular-gland", "sublingual-gland", "renal-cortex-low-density"}
+LATERAL = {
+    "lacrimal-gland",
+    "parotid-gland",
+    "submandibular-gland",
+    "sublingual-gland",
+    "renal-cortex-low-density",
+}
 _SITE = re.compile(
     r"\b(liver|hepat\w*|bile|biliary|hil(?:um|ar)|CBD|CHD|gall\s*bladder|ampull\w*|pancrea\w*|brushings?|"
     r"cholangio\w*|klatskin)\b",
@@ -157,7 +163,9 @@ def evaluate(directory: Path, misses: bool = False) -> dict[str, Any]:
         gold_all = row.get("findings") or []
         found = extract_findings(str(row["text"]))
         gold = Counter(
-            (g["concept"], _lat(g["concept"], g.get("laterality"))) for g in gold_all if g["assertion"] == "affirmed"
+            (g["concept"], _lat(g["concept"], g.get("laterality")))
+            for g in gold_all
+            if g["assertion"] == "affirmed"
         )
         pred = Counter(
             (str(f.concept), _lat(str(f.concept), f.laterality and str(f.laterality)))
@@ -172,7 +180,9 @@ def evaluate(directory: Path, misses: bool = False) -> dict[str, Any]:
                 Counter({k: v for k, v in pred.items() if k[0] == concept}),
             )
         if misses and gold != pred:
-            miss_lines.append(f"{row['id']}: gold={sorted(map(str, gold))} pred={sorted(map(str, pred))}\n  {row['text']}")
+            miss_lines.append(
+                f"{row['id']}: gold={sorted(map(str, gold))} pred={sorted(map(str, pred))}\n  {row['text']}"
+            )
         for g in gold_all:
             same = [f for f in found if str(f.concept) == g["concept"]]
             if not same:
@@ -193,7 +203,9 @@ def evaluate(directory: Path, misses: bool = False) -> dict[str, Any]:
         "domains": {d: sent.pr([c for c, dd in DOMAIN_OF.items() if dd == d]) for d in domains},
         "concepts": {c: sent.pr([c]) for c in sorted(DOMAIN_OF)},
         "assertion_accuracy": (assert_ok / assert_n if assert_n else 1.0, assert_n),
-        "assertion_by_domain": {d: (assert_ok_by[d] / assert_by[d], assert_by[d]) for d in domains if assert_by[d]},
+        "assertion_by_domain": {
+            d: (assert_ok_by[d] / assert_by[d], assert_by[d]) for d in domains if assert_by[d]
+        },
         "immunostain_numbers": (stain_ok, stain_n),
     }
     # --- reports
@@ -203,9 +215,13 @@ def evaluate(directory: Path, misses: bool = False) -> dict[str, Any]:
     for row in _rows(directory, "reports"):
         n_rep += 1
         found = extract_findings(str(row["text"]))
-        gold = _combine([(g["concept"], _lat(g["concept"], g.get("laterality"))) for g in row.get("findings") or []])
+        gold = _combine(
+            [(g["concept"], _lat(g["concept"], g.get("laterality"))) for g in row.get("findings") or []]
+        )
         aff = [f for f in found if f.assertion is Assertion.AFFIRMED]
-        pred = _combine([(str(f.concept), _lat(str(f.concept), f.laterality and str(f.laterality))) for f in aff])
+        pred = _combine(
+            [(str(f.concept), _lat(str(f.concept), f.laterality and str(f.laterality))) for f in aff]
+        )
         for concept in {c for c, _ in gold} | {c for c, _ in pred}:
             rep.add(
                 concept,
@@ -228,12 +244,15 @@ def evaluate(directory: Path, misses: bool = False) -> dict[str, Any]:
         tp_fp += int(proof and not gold_proof)
         tp_fn += int(gold_proof and not proof)
         raises = category not in _PATHOLOGY and any(
-            f.concept is Concept.CHOLANGIOCARCINOMA and f.assertion in (Assertion.AFFIRMED, Assertion.UNCERTAIN)
+            f.concept is Concept.CHOLANGIOCARCINOMA
+            and f.assertion in (Assertion.AFFIRMED, Assertion.UNCERTAIN)
             for f in found
         )
         pres_agree += int(raises == bool(row.get("raises_presumption")))
         if misses and (proof != gold_proof or raises != bool(row.get("raises_presumption"))):
-            miss_lines.append(f"{row['id']}: proof {proof}/{gold_proof} raises {raises}/{row.get('raises_presumption')}")
+            miss_lines.append(
+                f"{row['id']}: proof {proof}/{gold_proof} raises {raises}/{row.get('raises_presumption')}"
+            )
     out["reports"] = {
         "n": n_rep,
         "overall": rep.pr(),
@@ -266,7 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sentences, affirmed findings: {_fmt(s['overall'])}")
     acc, n = s["assertion_accuracy"]
     print(f"sentences, assertion accuracy on mentions found: {acc:.3f} (n {n})")
-    print(f"sentences, immunostain numbers exact: {s['immunostain_numbers'][0]}/{s['immunostain_numbers'][1]}")
+    print(
+        f"sentences, immunostain numbers exact: {s['immunostain_numbers'][0]}/{s['immunostain_numbers'][1]}"
+    )
     print("per domain (sentences):")
     for d, pr in s["domains"].items():
         if pr[2] + pr[3] + pr[4]:
@@ -292,7 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     for line in res.get("misses", []):
         print(line)
     if args.json:
-        args.json.write_text(json.dumps({k: v for k, v in res.items() if k != "misses"}, indent=1), encoding="utf-8")
+        args.json.write_text(
+            json.dumps({k: v for k, v in res.items() if k != "misses"}, indent=1), encoding="utf-8"
+        )
     return 0
 
 
