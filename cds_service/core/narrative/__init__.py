@@ -23,6 +23,7 @@ performed or is pending is no finding; rare or occasional IgG4-positive cells wi
 from __future__ import annotations
 
 import dataclasses
+import re
 from functools import lru_cache
 from typing import Final
 
@@ -57,19 +58,13 @@ def _sentence_findings(sentence: str) -> list[TextFinding]:
         if not mention.qualified and assertion is not Assertion.NEGATED:
             continue  # "focal necrosis", "scant infiltrate": not the item; "no necrosis" still says no
         lat = laterality(sentence, mention)
+        if assertion is Assertion.NEGATED and mention.loc_plural and lat is Laterality.BILATERAL:
+            lat = None  # "the parotid glands are not enlarged": no side is claimed
         for concept in (mention.concept, *mention.extra):
             detail = mention.detail if concept is mention.concept else None
             is_stain = concept is Concept.IGG4_IMMUNOSTAIN
-            if is_stain and ratio is None and cells is None and stain_note == "not-done":
-                continue  # "IgG4 immunostain not performed / pending": nothing was assessed
-            if (
-                is_stain
-                and ratio is None
-                and cells is None
-                and stain_note == "few"
-                and assertion is Assertion.AFFIRMED
-            ):
-                assertion = Assertion.NEGATED  # "rare IgG4-positive plasma cells": fewer than 10 per HPF
+            if is_stain and ratio is None and cells is None and stain_note is not None:
+                continue  # "not performed", "pending", "rare IgG4-positive cells" without numbers: not assessed
             key = (concept, assertion, lat, detail)
             if key in seen:
                 continue
@@ -97,9 +92,26 @@ def clear_cache() -> None:
     _cached_sentence_findings.cache_clear()
 
 
+_SUBJECT_WORDS: Final = {
+    "kidneys": ("kidney", "renal"),
+    "biliary": ("bile", "biliary", "cbd", "chd", "hepatic duct", "ihd"),
+    "common hepatic duct": ("hepatic duct", "chd"),
+    "common bile duct": ("bile duct", "cbd"),
+    "intrahepatic ducts": ("intrahepatic", "ihd"),
+    "hilar bile ducts": ("hilar", "hilum"),
+}
+
+
+def _names_subject(subject: str, text: str) -> bool:
+    """True when the sentence names its section's organ itself (then it needs no prefix)."""
+    low = text.lower()
+    words = _SUBJECT_WORDS.get(subject, (subject.split(maxsplit=1)[0][:5],))
+    return any(re.search(r"\b" + re.escape(w), low) for w in words)
+
+
 def _read(sentence: Sentence) -> list[TextFinding]:
     text = sentence.text
-    if sentence.subject and sentence.subject.split()[0].lower() not in text.lower():
+    if sentence.subject and not _names_subject(sentence.subject, text):
         text = f"{sentence.subject} {text}"
     found = _cached_sentence_findings(text)
     return [dataclasses.replace(f, phrase=sentence.text, section=sentence.section) for f in found]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from cds_service.core.findings import Assertion
+from cds_service.core.findings import Assertion, Concept
 from cds_service.core.narrative import lexicon as lx
 from cds_service.core.narrative.mentions import Mention, hint_text, may_match
 
@@ -24,7 +24,9 @@ __all__ = ["Cue", "assert_mention", "find_cues"]
 NEG, UNC, HYP, HIST, PSEUDO, PRESENT = "neg", "unc", "hyp", "hist", "pseudo", "present"
 PRE, POST, BOTH = "pre", "post", "both"
 _TOKEN_RE = re.compile(r"\S+")
-_COORDINATOR = re.compile(r",|/|\b(?:or|and|nor|and/or)\b", re.IGNORECASE)
+_COORDINATOR = re.compile(r",|/|\(|\)|\b(?:or|and|nor|and/or)\b", re.IGNORECASE)
+_NEGATING_PSEUDO = re.compile(r"(?:no|without)\b", re.IGNORECASE)
+_MALIGNANCY = frozenset({Concept.CARCINOMA, Concept.CHOLANGIOCARCINOMA})
 _PRECEDENCE = ((NEG, Assertion.NEGATED), (HYP, Assertion.HYPOTHETICAL), (UNC, Assertion.UNCERTAIN))
 _TERMS: dict[str, tuple[re.Pattern[str], ...]] = {
     NEG: (lx.TERMINATORS["all"], lx.TERMINATORS["neg"]),
@@ -44,8 +46,8 @@ class Cue:
     rule: lx.CueRule
 
 
-def find_cues(sentence: str) -> list[Cue]:
-    """The sentence's cues; where cues overlap the longest wins; pseudo-cues are dropped after masking."""
+def find_cues(sentence: str) -> tuple[list[Cue], list[Cue]]:
+    """The sentence's (cues, pseudo-cues); where cues overlap the longest wins."""
     low = hint_text(sentence)
     found = [
         Cue(m.start(), m.end(), rule)
@@ -53,13 +55,16 @@ def find_cues(sentence: str) -> list[Cue]:
         if may_match(low, rule.hints)
         for m in rule.pattern.finditer(sentence)
         if m.end() > m.start()
+        and (
+            rule.needs_before is None or rule.needs_before.search(sentence, max(0, m.start() - 60), m.start())
+        )
     ]
     found.sort(key=lambda c: (-(c.end - c.start), c.start))
     kept: list[Cue] = []
     for cue in found:
         if all(cue.end <= k.start or cue.start >= k.end for k in kept):
             kept.append(cue)
-    return [c for c in kept if c.rule.kind != PSEUDO]
+    return [c for c in kept if c.rule.kind != PSEUDO], [c for c in kept if c.rule.kind == PSEUDO]
 
 
 def _blocked_by_other(sentence: str, lo: int, hi: int, mention: Mention, others: list[Mention]) -> bool:
@@ -68,6 +73,8 @@ def _blocked_by_other(sentence: str, lo: int, hi: int, mention: Mention, others:
         h0, h1 = other.head
         if other.head == mention.head or other.concept is mention.concept:
             continue
+        if other.concept in _MALIGNANCY and mention.concept in _MALIGNANCY:
+            continue  # "adenocarcinoma (cholangiocarcinoma)": one finding named twice
         if lo <= h0 and h1 <= hi and not _COORDINATOR.search(sentence, h1, hi):
             return True
     return False
@@ -99,14 +106,24 @@ def _in_scope(sentence: str, cue: Cue, mention: Mention, others: list[Mention]) 
     return not any(t.search(gap) for t in _TERMS.get(rule.kind, _TERMS[UNC]))
 
 
-def assert_mention(sentence: str, mention: Mention, cues: list[Cue], others: list[Mention]) -> Assertion:
-    """The assertion of one mention given the sentence's cues and its other mentions."""
+def assert_mention(
+    sentence: str, mention: Mention, found: tuple[list[Cue], list[Cue]], others: list[Mention]
+) -> Assertion:
+    """The assertion of one mention given the sentence's (cues, pseudo-cues) and its other mentions."""
+    cues, pseudos = found
     if mention.forced is Assertion.NEGATED:
         return Assertion.NEGATED
+    for p in pseudos:
+        # "no interval progression": the pseudo-cue names the finding itself, so it is a plain negation
+        if p.start < mention.end and mention.start < p.end and _NEGATING_PSEUDO.match(sentence, p.start):
+            return Assertion.NEGATED
     if mention.forced is not None:
         negated = any(c.rule.kind == NEG and _in_scope(sentence, c, mention, others) for c in cues)
         return Assertion.NEGATED if negated else mention.forced
-    hits = {c.rule.kind for c in cues if _in_scope(sentence, c, mention, others)}
+    scoped = [c for c in cues if _in_scope(sentence, c, mention, others)]
+    hits = {c.rule.kind for c in scoped}
+    if HIST in hits and all(c.rule.yields_to_history for c in scoped if c.rule.kind == NEG):
+        hits.discard(NEG)  # "previously described X has resolved"
     for kind, assertion in _PRECEDENCE:
         if kind in hits:
             return assertion

@@ -68,9 +68,17 @@ class _Heading:
     subject: str | None
 
 
-def _classify(heading: str) -> _Heading | None:
+def _classify(heading: str, rest: str = "x") -> _Heading | None:
     name = " ".join(heading.split()).strip(" ,")
-    if not name or len(name.split()) > 5:
+    if not name or len(name.split()) > 8:
+        return None
+    if "," in name and not rest.strip():
+        # a pathology site line, "Submandibular gland, left, excision:": the site is the subject
+        first = name.split(",")[0].strip()
+        if any(pattern.search(first) for pattern, _subject in ORGAN_HEADINGS):
+            return _Heading(name.lower(), False, name)
+        return None
+    if len(name.split()) > 5:
         return None
     if SKIP_HEADINGS.fullmatch(name):
         return _Heading(name.lower(), True, None)
@@ -92,7 +100,7 @@ def read_sections(text: str) -> Iterator[tuple[str | None, str | None, str]]:
     block: list[str] = []
     for raw in text.split("\n"):
         m = _HEADING_LINE.match(raw) if ":" in raw[:60] else None
-        heading = _classify(m.group("h")) if m else None
+        heading = _classify(m.group("h"), m.group("rest")) if m else None
         if heading is not None and m is not None:
             if block and not skipping:
                 yield name, subject, "\n".join(block)
@@ -103,11 +111,14 @@ def read_sections(text: str) -> Iterator[tuple[str | None, str | None, str]]:
                 block.append(rest)
             continue
         if not raw.strip():
+            if not any(line.strip() for line in block) and (skipping or subject is not None):
+                continue  # "CLINICAL HISTORY:" on its own line, then a blank line, then its text
             if block and not skipping:
                 yield name, subject, "\n".join(block)
             block = []
             if skipping or subject is not None:
-                skipping, subject = False, None  # a blank line ends a history paragraph or an organ's text
+                # a blank line ends a history paragraph or an organ's text
+                skipping, subject, name = False, None, (None if skipping else name)
             block.append("")
             continue
         block.append(raw)

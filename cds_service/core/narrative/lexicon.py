@@ -74,6 +74,10 @@ class CueRule:
     window: int
     hints: Hints
     exempt: frozenset[Concept]
+    yields_to_history: bool = False
+    """"Previously described X has resolved": a historical mention, not a negated one."""
+    needs_before: re.Pattern[str] | None = None
+    """A pattern that must end right before the cue ("favour X over" for "over")."""
 
 
 _LEX: Final = _load("lexicon.toml")
@@ -153,6 +157,8 @@ CUE_RULES: Final[tuple[CueRule, ...]] = tuple(
         window=int(c["window"]),
         hints=tuple(c["hints"]),
         exempt=frozenset(Concept(x) for x in c.get("exempt", [])),
+        yields_to_history=bool(c.get("yields_to_history", False)),
+        needs_before=_opt(c, "needs_before"),
     )
     for c in _CUES["cue"]
 )

@@ -18,10 +18,11 @@ from cds_service.core.narrative.document import clause_bounds, clause_of
 
 __all__ = ["Mention", "find_mentions", "hint_text", "may_match"]
 
-_TOKEN_GAP_BOUNDARY = re.compile(r"[;:!?]|\.(?!\d)|\b(?:but|however|although|whereas|while)\b", re.IGNORECASE)
+_TOKEN_GAP_BOUNDARY = re.compile(r"[;:!]|\.(?!\d)|\b(?:but|however|although|whereas|while)\b", re.IGNORECASE)
 _FOLDS_TO_ASCII = ("\u0130", "\u0131", "\u017f", "\u212a")
 _REGEX_FOLDS = str.maketrans({"İ": "i", "ı": "i", "ſ": "s", "\u212a": "k"})
 _DIFFUSE = lx.compile_pattern(r"\bdiffuse(?:ly)?\b|\bglobal(?:ly)?\b|\bentire\b|\bwhole\b")
+_DISTAL_WORD = lx.compile_pattern(r"\b(?:distal|intra-?pancreatic)\b")
 _FOCAL = lx.compile_pattern(r"\b(?:focal(?:ly)?|segmental)\b")
 _KIDNEYS_AFTER = lx.compile_pattern(r"\s+(?:\w+\s+){0,2}?(?:of|in)\s+(?:the\s+|both\s+)?kidneys\b")
 _GLAND_CONCEPT = {
@@ -67,8 +68,13 @@ class Mention:
     """False when the term lacks a qualifier section 2 requires: it is kept only if negated."""
 
 
+_ORGAN_COLON = re.compile(r"^\s*(?:[\w-]+\s*){0,2}:(?!\d)")
+_ASIDE = re.compile(r",\s*(?:however|though|also|too|in\s+addition)\s*,", re.IGNORECASE)
+
+
 def _gap_ok(sentence: str, a: int, b: int, window: int, blocker: re.Pattern[str] | None) -> bool:
-    gap = sentence[a:b]
+    gap = _ASIDE.sub(" ", sentence[a:b])  # "the lacrimal glands, however, are enlarged"
+    gap = _ORGAN_COLON.sub(" ", gap)  # "left submandibular gland: chronic sialadenitis"
     if len(gap) > window * 14 or len(gap.split()) > window or _TOKEN_GAP_BOUNDARY.search(gap):
         return False
     return not (blocker and blocker.search(gap))
@@ -97,7 +103,7 @@ def _resolve(
             return None  # "hilar" alone is the lung hilum unless it qualifies a biliary stricture
         if lk == "dist":
             return Concept.BILIARY_DISTAL, None
-        if lk == "unq" and _dist_in(clause):
+        if lk == "unq" and (_dist_in(clause) or _DISTAL_WORD.search(ctx)):
             return Concept.BILIARY_DISTAL, None
         return Concept.BILIARY_PROXIMAL, ("level-unstated" if lk == "unq" else None)
     if fam == "glands":
@@ -129,7 +135,7 @@ def _family_mentions(sentence: str, name: str, low: str | None, bounds: list[int
     abns = list(fam.abn.finditer(sentence))
     if not locs or not abns:
         return []
-    paired = name in ("glands", "kidney")
+    family_paired = name in ("glands", "kidney")
     abn_starts = [m.start() for m in abns]
     loc_starts = [m.start() for m in locs]
     out: list[Mention] = []
@@ -147,9 +153,12 @@ def _family_mentions(sentence: str, name: str, low: str | None, bounds: list[int
                     break
                 if hi > lo and not _gap_ok(sentence, lo, hi, fam.window, fam.blocker):
                     break
-                between = bisect.bisect_right(abn_starts, lo) < bisect.bisect_left(abn_starts, hi)
+                between = any(
+                    abns[k].lastgroup == abn.lastgroup
+                    for k in range(bisect.bisect_right(abn_starts, lo), bisect.bisect_left(abn_starts, hi))
+                )
                 if between and not abn.start() >= lo:
-                    break
+                    break  # another abnormality word of the same kind between them owns this location
                 key = (loc.lastgroup or "", loc.group(0).lower() if name == "glands" else "", side)
                 chosen.setdefault(key, loc)
         adjacent = {k[2] for k, loc in chosen.items() if _adjacent(sentence, abn, loc)}
@@ -165,6 +174,7 @@ def _family_mentions(sentence: str, name: str, low: str | None, bounds: list[int
             if resolved is None:
                 continue
             concept, detail = resolved
+            paired = family_paired and concept is not Concept.RENAL_PELVIS_THICKENING
             plural = False
             if paired:
                 plural = bool(
@@ -266,7 +276,7 @@ def _cca_mentions(sentence: str, low: str | None, bounds: list[int]) -> list[Men
         for m in lx.CCA_SUSPICIOUS.finditer(sentence):
             if any(o.start <= m.start() < o.end or m.start() <= o.start < m.end() for o in out):
                 continue
-            if lx.BILIARY_CONTEXT.search(clause_of(bounds, sentence, m.start(), m.end())):
+            if lx.BILIARY_CONTEXT.search(sentence):
                 span = (m.start(), m.end())
                 out.append(
                     Mention(Concept.CHOLANGIOCARCINOMA, m.start(), m.end(), span, forced=Assertion.UNCERTAIN)

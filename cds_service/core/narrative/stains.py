@@ -20,7 +20,7 @@ _NUM = r"(?P<n>\d+(?:\.\d+)?)(?:\s*(?:-|–|to)\s*(?P<n2>\d+(?:\.\d+)?))?"
 _FIELD = r"(?:/|per)\s*(?:\d+\s*)?(?:hpfs?|high[- ]power(?:\s+fields?)?|HPF)\b"
 _CELLS = (
     re.compile(
-        rf"{_CMP}\s*{_NUM}\s*(?:IgG4\s*(?:[-+]\s*)?(?:positive|pos|\+)?\s*)?(?:plasma\s+)?(?:cells?\s*)?{_FIELD}",
+        rf"{_CMP}\s*{_NUM}\s*(?:IgG4\s*(?:[-+]\s*)?)?(?:(?:positive|pos|\+)\s*)?(?:plasma\s+)?(?:cells?\s*)?{_FIELD}",
         _I,
     ),
     re.compile(
@@ -41,20 +41,25 @@ _RATIO_AFTER = re.compile(
 # "45% of IgG-positive plasma cells express IgG4", "45% IgG4/IgG", "45% of the IgG4 ratio"
 _RATIO_BEFORE = (
     re.compile(
-        rf"{_CMP}\s*{_NUM}\s*(?:%|percent)\s+of\s+(?:the\s+)?(?:total\s+)?IgG\b[^.;]{{0,50}}?\bIgG4\b", _I
+        rf"{_CMP}\s*{_NUM}\s*(?:%|percent)\)?\s+of\s+(?:the\s+)?(?:total\s+)?IgG\b[^.;]{{0,50}}?\bIgG4\b", _I
     ),
     re.compile(rf"{_CMP}\s*{_NUM}\s*(?:%|percent)\s*(?:of\s+)?(?:IgG4|ratio)", _I),
     # "IgG4-positive cells make up 45% of IgG-positive cells"
     re.compile(
-        rf"\bIgG4\b[^.;%]{{0,50}}?{_CMP}\s*{_NUM}\s*(?:%|percent)\s+of\s+(?:the\s+)?(?:total\s+)?IgG\b", _I
+        rf"\bIgG4\b[^.;%]{{0,50}}?{_CMP}\s*{_NUM}\s*(?:%|percent)\)?\s+of\s+(?:the\s+)?(?:total\s+)?IgG\b", _I
     ),
 )
 _NOT_DONE = re.compile(
     r"\b(?:not\s+(?:performed|done|available|assessed|evaluable|interpretable)|pending|to\s+follow"
-    r"|will\s+be\s+(?:reported|issued)|deferred|insufficient|non-?diagnostic|in\s+progress|awaited)\b",
+    r"|will\s+be\s+(?:reported|issued|performed|done)|requested|(?:obtained|sent|submitted|taken)\s+for|deferred|insufficient|non-?diagnostic|in\s+progress|awaited)\b",
     _I,
 )
 _DIGIT = re.compile(r"\d")
+_WORD_VALUES = {
+    "five": "5", "ten": "10", "fifteen": "15", "twenty": "20", "thirty": "30", "forty": "40", "fifty": "50",
+    "sixty": "60", "seventy": "70", "eighty": "80", "ninety": "90", "hundred": "100", "half": "50%",
+}  # fmt: skip
+_NUMBER_WORDS = re.compile(r"\b(?:" + "|".join(_WORD_VALUES) + r")\b(?!\s*\()", _I)
 _FEW = re.compile(
     r"\b(?:rare|occasional|few|scattered|scant|sparse|isolated|very\s+few|only\s+a\s+few)\b", _I
 )
@@ -76,6 +81,8 @@ def _value(m: re.Match[str]) -> float:
 
 def stain_numbers(sentence: str) -> tuple[float | None, float | None]:
     """(ratio_percent, cells_per_hpf) stated in one sentence, each None when absent."""
+    if _NUMBER_WORDS.search(sentence):
+        sentence = _NUMBER_WORDS.sub(lambda m: _WORD_VALUES[m.group(0).lower()], sentence)
     if _DIGIT.search(sentence) is None:
         return None, None
     cells: float | None = None
