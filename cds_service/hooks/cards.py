@@ -112,9 +112,13 @@ def _missing(result: CriteriaResult, evidence: PatientEvidence) -> list[str]:
     if unavailable:
         purposes = "; ".join(QUERIES_BY_KEY[k].purpose if k in QUERIES_BY_KEY else k for k in unavailable)
         items.append(f"**Incomplete data**: could not read {purposes}. The score may be understated.")
-    if evidence.skipped.total or evidence.unit_errors:
+    if evidence.read.unreadable or evidence.unit_errors:
         items.append(
-            f"{evidence.skipped.total + evidence.unit_errors} record(s) could not be read (invalid or unknown unit)."
+            f"{evidence.read.unreadable + evidence.unit_errors} record(s) could not be read (invalid or unknown unit)."
+        )
+    if evidence.undated_labs:
+        items.append(
+            f"{evidence.undated_labs} lab result(s) without a date were ignored (not placed in time)."
         )
     return items
 

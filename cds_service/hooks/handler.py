@@ -20,11 +20,13 @@ from cds_service.core.assessment import (
     read_evidence,
     read_orders,
 )
+from cds_service.core.resources import ReadCounts
 from cds_service.errors import DataUnavailableError, FailedQuery, UnknownServiceError
 from cds_service.hooks.cards import render_cards
 from cds_service.hooks.discovery import SERVICES_BY_ID
 from cds_service.hooks.queries import QUERIES_BY_KEY
 from cds_service.hooks.request import HookRequest, parse_hook_request, search_errors, sort_prefetch
+from cds_service.logs import hook_instance_context
 from cds_service.settings import Settings
 
 
@@ -56,7 +58,13 @@ class HookOutcome:
     assessment: Assessment | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     fetched: list[str] = field(default_factory=list)
-    skipped_resources: int = 0
+    read: ReadCounts = field(default_factory=ReadCounts)
+    """What reading the draft orders and the patient's resources repaired or skipped, set on every path."""
+
+    @property
+    def skipped_resources(self) -> int:
+        """Resources that could not be read at all."""
+        return self.read.total("skipped_resources")
 
 
 def core_config(settings: Settings) -> CoreConfig:
@@ -137,22 +145,30 @@ def handle_hook(
     if service is None:
         raise UnknownServiceError(f"no CDS service with id '{service_id}'")
     request = parse_hook_request(body, service.hook)
-    orders = read_orders(
-        request.draft_orders, request.context.get("selections") if request.hook == "order-select" else None
-    )
-    outcome = HookOutcome([], service_id, request.hook_instance, request.patient_id)
-    timer.lap("parse")
-    if not needs_patient_data(request.hook, orders):
+    with hook_instance_context(request.hook_instance):  # every log line of this call names it
+        orders = read_orders(
+            request.draft_orders,
+            request.context.get("selections") if request.hook == "order-select" else None,
+        )
+        outcome = HookOutcome([], service_id, request.hook_instance, request.patient_id, read=orders.read)
+        timer.lap("parse")
+        if not needs_patient_data(request.hook, orders):
+            outcome.timings_ms = timer.timings
+            return outcome
+        try:
+            data, unavailable, outcome.fetched = gather_data(
+                request, settings, fetcher, deadline, allowed_bases
+            )
+        except DataUnavailableError as exc:
+            exc.hook_instance, exc.read_counts = request.hook_instance, outcome.read.as_log()
+            raise
+        timer.lap("fetch")
+        evidence = read_evidence(data, unavailable, core_config(settings), today or datetime.now(UTC).date())
+        outcome.read = ReadCounts().merge(orders.read).merge(evidence.read)
+        assessment = assess(request.hook, orders, evidence)
+        timer.lap("evaluate")
+        outcome.cards = render_cards(assessment, request.patient_id)
+        timer.lap("render")
+        outcome.assessment = assessment
         outcome.timings_ms = timer.timings
         return outcome
-    data, unavailable, outcome.fetched = gather_data(request, settings, fetcher, deadline, allowed_bases)
-    timer.lap("fetch")
-    evidence = read_evidence(data, unavailable, core_config(settings), today or datetime.now(UTC).date())
-    assessment = assess(request.hook, orders, evidence)
-    timer.lap("evaluate")
-    outcome.cards = render_cards(assessment, request.patient_id)
-    timer.lap("render")
-    outcome.assessment = assessment
-    outcome.skipped_resources = evidence.skipped.total + orders.skipped.total
-    outcome.timings_ms = timer.timings
-    return outcome

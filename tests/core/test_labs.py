@@ -2,10 +2,10 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from fhir.resources.R4B.observation import Observation
 
 from cds_service.core.evidence import UlnSource
 from cds_service.core.labs import extract_labs, parse_range_text, wanted_observation
+from cds_service.core.resources import read_resource
 from tests.builders import observation
 
 START = date(2023, 11, 25)
@@ -13,8 +13,8 @@ DEFAULT_ULN = Decimal("1.35")
 
 
 def labs(*raws):
-    results, errors = extract_labs([Observation.model_validate(r) for r in raws], START, DEFAULT_ULN)
-    return results, errors
+    reading = extract_labs([read_resource("Observation", r) for r in raws], START, DEFAULT_ULN)
+    return reading.results, reading.unit_errors
 
 
 @pytest.mark.parametrize(

@@ -1,15 +1,13 @@
 import pytest
-from fhir.resources.R4B.medicationrequest import MedicationRequest
-from fhir.resources.R4B.servicerequest import ServiceRequest
 
 from cds_service.core.evidence import OrderAction as O
 from cds_service.core.orders import classify_order
+from cds_service.core.resources import read_resource
 from tests.builders import CPT, ICD10, LOINC, SNOMED, medication_request, service_request
 
 
 def _classify(raw, refs=frozenset()):
-    model = MedicationRequest if raw["resourceType"] == "MedicationRequest" else ServiceRequest
-    return classify_order(model.model_validate(raw), refs)
+    return classify_order(read_resource(raw["resourceType"], raw), refs)
 
 
 @pytest.mark.parametrize(
