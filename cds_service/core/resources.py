@@ -148,6 +148,11 @@ class _Reader:
         """A FHIR date, dateTime or instant, as a calendar date."""
         if value is None:
             return None
+        if type(value) is str and len(value) >= 10 and value[4] == "-" and value[7] == "-":  # the usual case
+            try:
+                return date.fromisoformat(value[:10])
+            except ValueError:
+                pass
         found = to_date(value) if isinstance(value, str) else None
         if found is None:
             self.skipped()
@@ -181,6 +186,14 @@ class _Reader:
 
     def coding(self, value: Any) -> Coding | None:
         """A Coding: system, code, display."""
+        if type(value) is dict:  # the usual case, checked inline: codings are most of what is read
+            system, code, display = value.get("system"), value.get("code"), value.get("display")
+            if (
+                (system is None or (type(system) is str and len(system) <= MAX_SHORT_CHARS))
+                and (code is None or (type(code) is str and len(code) <= MAX_SHORT_CHARS))
+                and (display is None or (type(display) is str and len(display) <= MAX_LABEL_CHARS))
+            ):
+                return Coding(system, code, display)
         raw = self.obj(value)
         if raw is None:
             return None
