@@ -84,11 +84,14 @@ def read_evidence(
     """
     evidence = PatientEvidence(unavailable=set(unavailable))
     read = evidence.read
+    since = window_start(today, config.lookback_years)
     observations = read_resources(data.get("observations"), "Observation", read, keep=wanted_observation)
-    labs = extract_labs(observations, window_start(today, config.lookback_years), config.default_igg4_uln)
+    labs = extract_labs(observations, since, config.default_igg4_uln)
     evidence.labs, evidence.unit_errors, evidence.undated_labs = labs.results, labs.unit_errors, labs.undated
     evidence.conditions = extract_conditions(read_resources(data.get("conditions"), "Condition", read))
-    evidence.reports = extract_reports(read_resources(data.get("reports"), "DiagnosticReport", read))
+    evidence.reports = extract_reports(
+        read_resources(data.get("reports"), "DiagnosticReport", read), since=since
+    )
     medications = read_resources(data.get("medicationRequests"), "MedicationRequest", read)
     medications += read_resources(data.get("medicationStatements"), "MedicationStatement", read)
     evidence.medications = extract_medications(medications)
@@ -112,7 +115,10 @@ def assess(hook: str, orders: DraftOrders, evidence: PatientEvidence) -> Assessm
     cca_refs = frozenset(
         c.reference for c in evidence.conditions if c.kind is ConditionKind.CHOLANGIOCARCINOMA
     )
-    facts = [classify_order(r, cca_refs) for r in orders.resources]
+    stricture_refs = frozenset(
+        c.reference for c in evidence.conditions if c.kind is ConditionKind.BILIARY_STRICTURE
+    )
+    facts = [classify_order(r, cca_refs, stricture_refs) for r in orders.resources]
     found = presumption(evidence, facts)
     acting = acting_orders(facts)
     if not found.present or (hook in ORDER_HOOKS and not acting):
