@@ -141,3 +141,13 @@ def test_capture_with_data_fetched_from_a_fhir_server_gives_its_card(live_client
     assert line.skipped_resources == 0
     if expected is not None:
         assert line.fetched, "the data came from the FHIR server"
+
+
+def test_the_412_line_carries_the_hook_instance_and_the_counts_read_so_far(client, caplog):
+    caplog.set_level(logging.INFO, logger="cds_service.calls")
+    body = _capture("rx-view-capecitabine-treating-cca.json")
+    del body["prefetch"], body["fhirServer"]  # the order acts, but the patient's data cannot be had
+    assert _post(client, body).status_code == 412
+    [line] = [r for r in caplog.records if r.getMessage() == "call refused"]
+    assert line.hook_instance == body["hookInstance"]
+    assert line.read == {"repaired": {"MedicationRequest": 2}}
