@@ -46,12 +46,13 @@ from fhir.resources.R4B.servicerequest import ServiceRequest
 from cds_service.core import narrative
 from cds_service.core.labs import wanted_observation
 from cds_service.core.resources import ReadCounts, iter_raw_resources, read_resources
+from cds_service.hooks.discovery import find_service
 from cds_service.hooks.handler import handle_hook
 from cds_service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "fhir_fixtures" / "01-published-case" / "request.json"
-SERVICE = "igg4rd-order-sign"
+SERVICE = find_service("igg4rd-order-sign")
 TODAY = date(2026, 11, 25)
 
 # (prefetch key or None for the draft orders, resource type, R4B model, raw pre-filter)

@@ -9,6 +9,7 @@ from cds_service.core.resources import (
     CodeableConcept,
     Coding,
     ReadCounts,
+    iter_raw_resources,
     read_resource,
     read_resources,
 )
@@ -188,3 +189,22 @@ def test_counts_merge_per_type():
     b.add("repaired", "Observation", 2)
     b.add("missing", "Condition")
     assert a.merge(b).as_log() == {"missing": {"Condition": 1}, "repaired": {"Observation": 3}}
+
+
+def test_iter_raw_resources_reads_bundles_and_bare_resources_and_ignores_garbage():
+    cond = {"resourceType": "Condition", "id": "c"}
+    garbage_entries = [None, 1, {}, {"resource": "x"}, {"resource": {"id": "no-type"}}]
+    messy = {"resourceType": "Bundle", "entry": [*garbage_entries, {"resource": cond}]}
+    assert list(iter_raw_resources(messy)) == [cond]
+    assert list(iter_raw_resources(cond)) == [cond]
+    for value in (None, "Bundle", [cond], {"id": 1}):
+        assert list(iter_raw_resources(value)) == []
+
+
+def test_counts_never_hold_record_values():
+    secret = "Jane Roe MRN 4411"
+    counts = ReadCounts()
+    raw = {"resourceType": "Condition", "clinicalStatus": secret, "code": {"text": 7, "coding": secret}}
+    read_resources(raw, "Condition", counts)
+    assert secret not in repr(counts.as_log())
+    assert counts.total("skipped_elements") >= 2
