@@ -2,7 +2,7 @@
 
 Every test posts a CDS Hooks request to the real app and asserts the card CLINICAL_SPEC (revised
 2026-12-01) demands: its indicator, or no card, the points of a domain, the exclusions. Items that depend on
-the report reader (issue 7a) or on element-level lab reading (issue 9a) are marked ``xfail(strict=True)``:
+the report reader (issue 7a) are marked ``xfail(strict=True)``:
 once that work lands, XPASS flags the mark for removal.
 """
 
@@ -26,7 +26,6 @@ from tests.builders import (
 )
 
 NEEDS_7A = pytest.mark.xfail(strict=True, reason="needs issue-7a reader")
-NEEDS_9A = pytest.mark.xfail(strict=True, reason="needs issue-9a lab reading")
 V2_0074 = "http://terminology.hl7.org/CodeSystem/v2-0074"
 SERVICE_FOR_HOOK = {s.hook: s.id for s in SERVICES}
 
@@ -385,7 +384,6 @@ def test_12_diffuse_thickening_of_the_abdominal_aortic_wall_scores_4(client, tex
 # ------------------------------------------------------------------ 13. a reference range with a prefix
 
 
-@NEEDS_9A
 def test_13_a_reference_range_text_with_a_prefix_gives_the_uln(client):
     igg4 = observation("2469-5", 2.43, range_text="Adults 18-60 y: 0.039-0.864 g/L", when="2026-09-01")
     card = scored(client, PANCREAS_AND_DUCTS, observations=[igg4])
