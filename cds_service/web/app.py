@@ -176,7 +176,10 @@ def create_app(
         started = time.perf_counter()
         if service_id not in SERVICES_BY_ID:
             raise UnknownServiceError(f"no CDS service with id '{service_id}'")
-        caller = deps.authenticate(request.headers.get("authorization"), _public_url(request, settings))
+        # In a worker thread: verifying may fetch a key set, which must never stall the event loop.
+        caller = await run_in_threadpool(
+            deps.authenticate, request.headers.get("authorization"), _public_url(request, settings)
+        )
         body = await _read_body(request, settings.max_body_bytes)
         run = partial(
             handle_hook,
@@ -209,7 +212,9 @@ def create_app(
         """Store CDS Hooks 2.0 feedback (accepted suggestions, overrides); resent items are stored once."""
         if service_id not in SERVICES_BY_ID:
             raise UnknownServiceError(f"no CDS service with id '{service_id}'")
-        deps.authenticate(request.headers.get("authorization"), _public_url(request, settings))
+        await run_in_threadpool(
+            deps.authenticate, request.headers.get("authorization"), _public_url(request, settings)
+        )
         parsed = parse_feedback(await _read_body(request, settings.max_body_bytes))
         stored = await run_in_threadpool(deps.record_feedback, service_id, parsed.feedback)
         logger.info("feedback", extra={"service": service_id, "items": len(parsed.feedback), "new": stored})
