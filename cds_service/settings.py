@@ -38,6 +38,13 @@ class Settings(BaseSettings):
         default_factory=list, description="FHIR base URLs or URL prefixes the service may fetch from."
     )
     max_fhir_pages: PositiveInt = Field(5, description="Most `next` pages followed for one query.")
+    max_fhir_response_bytes: PositiveInt = Field(
+        5 * 1024 * 1024,
+        description="Most bytes read for one FHIR query (all its pages, counted after decompression).",
+    )
+    fhir_workers_per_server: PositiveInt = Field(
+        8, description="Concurrent FHIR requests per FHIR server (origin); each server has its own pool."
+    )
 
     # Trust and storage.
     dev_mode: bool = Field(False, description="Local development mode: unauthenticated calls, loopback FHIR.")
