@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, PositiveFloat, PositiveInt, SecretStr
+from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -49,7 +49,14 @@ class Settings(BaseSettings):
     # Trust and storage.
     dev_mode: bool = Field(False, description="Local development mode: unauthenticated calls, loopback FHIR.")
     trust_file: Path | None = Field(None, description="Path of the trust configuration (issuers and keys).")
-    redis_url: str | None = None
+    redis_url: str | None = Field(
+        None, description="Redis for replay protection shared by several hosts (overrides replay_db_file)."
+    )
+    replay_db_file: Path | None = Field(
+        Path("igg4rd-cds-replay.sqlite3"),
+        description="SQLite file of seen JWT ids, shared by the workers of one host and kept over restarts;"
+        " empty: per process (one worker only).",
+    )
     database_url: str = Field(
         "sqlite:///igg4rd-cds-feedback.sqlite3",
         description="SQLAlchemy URL of the feedback store (SQLite file by default, created on first use).",
@@ -58,6 +65,11 @@ class Settings(BaseSettings):
         None, description="HMAC key for patient references in the feedback store (required beyond SQLite)."
     )
     jwt_leeway_s: PositiveInt = Field(60, description="Clock skew tolerated on JWT exp/iat, in seconds.")
+
+    @field_validator("replay_db_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
 
 
 @lru_cache(maxsize=1)
