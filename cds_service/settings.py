@@ -29,11 +29,22 @@ class Settings(BaseSettings):
         None, description="External base URL of the service (for JWT `aud` behind a proxy)."
     )
     max_body_bytes: PositiveInt = Field(5 * 1024 * 1024, description="Largest hook request accepted.")
-    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins allowed by CORS; none by default ('*' when empty in development mode only).",
+    )
     log_level: str = "INFO"
 
     # Live data (fallback fetching from the EHR's FHIR server).
-    hook_time_budget_s: PositiveFloat = Field(2.5, description="Time budget of one hook call, in seconds.")
+    hook_time_budget_s: PositiveFloat = Field(
+        2.5,
+        description="Time budget for gathering a hook call's data (prefetch and FHIR fetching), in seconds.",
+    )
+    evaluation_time_budget_s: PositiveFloat = Field(
+        2.0,
+        description="Time budget for reading the data of one hook call; what is not read in time is reported"
+        " as incomplete data.",
+    )
     allowed_fhir_bases: list[str] = Field(
         default_factory=list, description="FHIR base URLs or URL prefixes the service may fetch from."
     )

@@ -6,7 +6,8 @@ cholangiocarcinoma: :func:`read_orders` then, only when needed, :func:`read_evid
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -21,10 +22,12 @@ from cds_service.core.medications import extract_medications
 from cds_service.core.orders import classify_order
 from cds_service.core.presumption import Indicator, Presumption, acting_orders, choose_indicator, presumption
 from cds_service.core.reports import extract_reports
-from cds_service.core.resources import parse_resources
+from cds_service.core.resources import RawFilter, iter_raw_resources, parse_resources
 from cds_service.errors import SkippedResources
 
 ORDER_HOOKS: Final = frozenset({"order-sign", "order-select"})
+_CHUNK: Final = 32
+"""Resources read between two looks at the clock when evaluation has a deadline."""
 
 
 @dataclass(frozen=True)
@@ -77,24 +80,72 @@ def needs_patient_data(hook: str, orders: DraftOrders) -> bool:
 
 
 def read_evidence(
-    data: Mapping[str, Any], unavailable: set[str], config: CoreConfig, today: date
+    data: Mapping[str, Any],
+    unavailable: set[str],
+    config: CoreConfig,
+    today: date,
+    *,
+    deadline: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> PatientEvidence:
     """Extract the evidence from prefetch-shaped data (key -> Bundle, resource or None).
 
     Keys follow :mod:`cds_service.hooks.queries`; ``unavailable`` names the keys whose data could not be had.
+    With a ``deadline`` (a ``clock`` instant) resources are read in small batches until it passes; a key not
+    read in full by then joins ``unavailable``, so the card reports incomplete data rather than failing.
     """
     evidence = PatientEvidence(unavailable=set(unavailable))
-    skipped = evidence.skipped
-    observations = parse_resources(data.get("observations"), "Observation", skipped, keep=wanted_observation)
+    reader = _TimedReader(evidence, deadline, clock)
+    observations = reader.parse(data, "observations", "Observation", keep=wanted_observation)
     evidence.labs, evidence.unit_errors = extract_labs(
         observations, window_start(today, config.lookback_years), config.default_igg4_uln
     )
-    evidence.conditions = extract_conditions(parse_resources(data.get("conditions"), "Condition", skipped))
-    evidence.reports = extract_reports(parse_resources(data.get("reports"), "DiagnosticReport", skipped))
-    medications = parse_resources(data.get("medicationRequests"), "MedicationRequest", skipped)
-    medications += parse_resources(data.get("medicationStatements"), "MedicationStatement", skipped)
+    evidence.conditions = extract_conditions(reader.parse(data, "conditions", "Condition"))
+    reports = reader.parse(data, "reports", "DiagnosticReport")
+    for start in range(0, len(reports), _CHUNK):  # the report reader is the costly step: timed too
+        if reader.late("reports"):
+            break
+        evidence.reports += extract_reports(reports[start : start + _CHUNK])
+    medications = reader.parse(data, "medicationRequests", "MedicationRequest")
+    medications += reader.parse(data, "medicationStatements", "MedicationStatement")
     evidence.medications = extract_medications(medications)
     return evidence
+
+
+class _TimedReader:
+    """Parses prefetch keys in batches while time is left; keys cut short are marked unavailable."""
+
+    def __init__(self, evidence: PatientEvidence, deadline: float | None, clock: Callable[[], float]) -> None:
+        self._evidence = evidence
+        self._deadline = deadline
+        self._clock = clock
+
+    def late(self, key: str) -> bool:
+        """True (and ``key`` marked unavailable) when the deadline has passed."""
+        if self._deadline is None or self._clock() < self._deadline:
+            return False
+        self._evidence.unavailable.add(key)
+        return True
+
+    def parse(
+        self, data: Mapping[str, Any], key: str, resource_type: str, keep: RawFilter | None = None
+    ) -> list[Any]:
+        """The valid resources of ``resource_type`` under ``key``, as many as time allows."""
+        value = data.get(key)
+        skipped = self._evidence.skipped
+        if self._deadline is None:
+            return parse_resources(value, resource_type, skipped, keep=keep)
+        raw = list(iter_raw_resources(value))
+        parsed: list[Any] = []
+        for start in range(0, len(raw), _CHUNK):
+            if self.late(key):
+                break
+            batch = {
+                "resourceType": "Bundle",
+                "entry": [{"resource": r} for r in raw[start : start + _CHUNK]],
+            }
+            parsed += parse_resources(batch, resource_type, skipped, keep=keep)
+        return parsed
 
 
 @dataclass(frozen=True)

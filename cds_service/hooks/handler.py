@@ -147,7 +147,14 @@ def handle_hook(
         return outcome
     data, unavailable, outcome.fetched = gather_data(request, settings, fetcher, deadline, allowed_bases)
     timer.lap("fetch")
-    evidence = read_evidence(data, unavailable, core_config(settings), today or datetime.now(UTC).date())
+    evidence = read_evidence(
+        data,
+        unavailable,
+        core_config(settings),
+        today or datetime.now(UTC).date(),
+        deadline=clock() + settings.evaluation_time_budget_s,
+        clock=clock,
+    )
     assessment = assess(request.hook, orders, evidence)
     timer.lap("evaluate")
     outcome.cards = render_cards(assessment, request.patient_id)

@@ -97,6 +97,18 @@ def _public_url(request: Request, settings: Settings) -> str:
     return str(request.url.replace(query=None, fragment=None))
 
 
+def cors_origins(settings: Settings) -> list[str]:
+    """The browser origins allowed: as configured; in development mode any (``*``) when none are configured.
+
+    :raises ValueError: for ``*`` outside development mode (only configured origins may call from a browser).
+    """
+    if settings.dev_mode:
+        return settings.cors_origins or ["*"]
+    if "*" in settings.cors_origins:
+        raise ValueError("CORS origin '*' is allowed in development mode only: list the EHR's origins")
+    return settings.cors_origins
+
+
 def create_app(
     settings: Settings | None = None,
     fetcher: Fetcher | None = None,
@@ -126,13 +138,15 @@ def create_app(
         description="CDS Hooks 2.0: consider IgG4-related disease before presuming cholangiocarcinoma.",
         default_response_class=ORJSONResponse,
         redirect_slashes=False,
+        # The API document only in development mode: in production it would map the service for a prober.
         docs_url="/docs" if settings.dev_mode else None,
+        openapi_url="/openapi.json" if settings.dev_mode else None,
         redoc_url=None,
     )
     app.state.deps = deps
     app.add_middleware(
         OutcomeCORSMiddleware,
-        allow_origins=settings.cors_origins,
+        allow_origins=cors_origins(settings),
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type"],
         max_age=600,
