@@ -204,7 +204,10 @@ def create_app(
         if outcome.cards:
             hook = SERVICES_BY_ID[service_id].hook
             patient = f"Patient/{outcome.patient_id}" if outcome.patient_id else None
-            deps.recorder.submit(CardBatch(service_id, hook, outcome.hook_instance, patient, outcome.cards))
+            issuer = caller.iss if caller else None
+            deps.recorder.submit(
+                CardBatch(service_id, hook, outcome.hook_instance, patient, outcome.cards, issuer)
+            )
         logger.info(
             "hook call",
             extra={
@@ -226,11 +229,12 @@ def create_app(
         """Store CDS Hooks 2.0 feedback (accepted suggestions, overrides); resent items are stored once."""
         if service_id not in SERVICES_BY_ID:
             raise UnknownServiceError(f"no CDS service with id '{service_id}'")
-        await run_in_threadpool(
+        caller = await run_in_threadpool(
             deps.authenticate, request.headers.get("authorization"), _public_url(request, settings)
         )
         parsed = parse_feedback(await _read_body(request, settings.max_body_bytes))
-        stored = await run_in_threadpool(deps.record_feedback, service_id, parsed.feedback)
+        issuer = caller.iss if caller else None
+        stored = await run_in_threadpool(deps.record_feedback, service_id, parsed.feedback, issuer)
         logger.info("feedback", extra={"service": service_id, "items": len(parsed.feedback), "new": stored})
         return Response(status_code=200)
 
