@@ -28,7 +28,9 @@ MASS_CONCENTRATION: Final = "g/L"
 CELL_COUNT: Final = "10*9/L"
 
 _POWER = re.compile(r"^\s*10\s*[*^]\s*(\d{1,2})\s*")
-_ANNOTATION = re.compile(r"\{[^}]*\}")
+_ANNOTATION = re.compile(r"\{[^{}]*\}")  # no '{' inside: linear on a run of unclosed braces
+MAX_UNIT_LENGTH: Final = 64
+"""Longest unit text read; longer is refused (and reported cut to this length) before any pattern runs."""
 # What a unit expression may contain once UCUM's factors and annotations are gone: letters, digits and the
 # operators pint understands. Anything else is refused before pint's parser sees it.
 _UNIT_SYNTAX = re.compile(r"(?!.*//)(?:1/)?[A-Za-z%][A-Za-z0-9%/*. -]{0,39}")
@@ -80,6 +82,8 @@ def conversion_factor(unit: str, target: str) -> Decimal:
 
     Raises :class:`UnitError` when either unit is unknown or their dimensions differ.
     """
+    if len(unit) > MAX_UNIT_LENGTH or len(target) > MAX_UNIT_LENGTH:
+        raise UnitError(unit[:MAX_UNIT_LENGTH], target[:MAX_UNIT_LENGTH])
     source_factor, source_expr = _split(unit)
     target_factor, target_expr = _split(target)
     if not (_UNIT_SYNTAX.fullmatch(source_expr) and _UNIT_SYNTAX.fullmatch(target_expr)):
