@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from cds_service.errors import CDSError
-from cds_service.hooks.discovery import SERVICES
+from cds_service.fixtures.catalog import FIXTURE_DATE
+from cds_service.hooks.discovery import SERVICE_FOR_HOOK, find_service
 from cds_service.web.operation_outcome import error_outcome
 
-SERVICE_FOR_HOOK = {s.hook: s.id for s in SERVICES}
 DELEGATES = {"load-fixtures": "cds_service.fixtures.loader", "feedback-export": "cds_service.feedback.export"}
 DELEGATES_HELP = {
     "load-fixtures": "load fhir_fixtures/ into a FHIR R4 server (see load-fixtures --help)",
@@ -28,14 +28,17 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415 - only the serve command needs the server
 
     from cds_service.settings import Settings  # noqa: PLC0415
+    from cds_service.web.app import create_app  # noqa: PLC0415
 
-    if args.dev:
-        os.environ["IGG4_CDS_DEV_MODE"] = "true"
-    settings = Settings()
+    settings = Settings(dev_mode=True) if args.dev else Settings()
     host = args.host or settings.host
     port = args.port or settings.port
-    uvicorn.run("cds_service.web.app:app", host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
     return 0
+
+
+def _looks_like_a_file(target: str) -> bool:
+    return target.endswith(".json") or os.sep in target or "/" in target
 
 
 def _read_request(target: str) -> dict[str, Any]:
@@ -43,6 +46,8 @@ def _read_request(target: str) -> dict[str, Any]:
     if path.is_file():
         data: dict[str, Any] = json.loads(path.read_text())
         return data
+    if _looks_like_a_file(target) and not path.is_dir():
+        raise LookupError("file not found")
     from cds_service.fixtures.catalog import load_fixture  # noqa: PLC0415
 
     return load_fixture(target).request
@@ -65,7 +70,7 @@ def _demo(args: argparse.Namespace) -> int:
         return 2
     today = date.fromisoformat(args.today) if args.today else None
     try:
-        outcome = handle_hook(service_id, request, Settings(), today=today)
+        outcome = handle_hook(find_service(service_id), request, Settings(), today=today)
     except CDSError as exc:
         print(f"HTTP {exc.status_code}: {json.dumps(error_outcome(exc), indent=2)}", file=sys.stderr)
         return 1
@@ -93,9 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="evaluate a fixture or hook-request file and print the card")
     demo.add_argument(
-        "request", help="a fixture name (e.g. 01-published-case or 01) or a hook request JSON file"
+        "request", help="a fixture name or number (01-published-case, 01 or 1) or a hook request JSON file"
     )
-    demo.add_argument("--today", help="evaluation date YYYY-MM-DD (fixtures were written for 2026-11-25)")
+    demo.add_argument(
+        "--today", help=f"evaluation date YYYY-MM-DD (fixtures were written for {FIXTURE_DATE.isoformat()})"
+    )
     demo.add_argument("--json", action="store_true", help="print the CDS Hooks response JSON instead")
     demo.set_defaults(func=_demo)
 
@@ -113,7 +120,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = module.main(argv[1:])
         return result
     args = build_parser().parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``igg4-cds demo 01 | head``): stop quietly, as Unix tools do. Point stdout at
+        # /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return code
 
 

@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     )
     jwt_leeway_s: PositiveInt = Field(60, description="Clock skew tolerated on JWT exp/iat, in seconds.")
 
+    # Development.
+    fixtures_dir: Path | None = Field(
+        None,
+        description="Fixture directory for the preview and the demos (default: the checkout's fhir_fixtures).",
+    )
+
     @field_validator("replay_db_file", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:

@@ -20,6 +20,7 @@ import pytest
 from cds_service.core import narrative, resources, units
 from cds_service.core.conditions import text_kind
 from cds_service.core.labs import parse_range_text
+from cds_service.hooks.discovery import find_service
 from cds_service.hooks.handler import handle_hook
 from cds_service.hooks.request import parse_hook_request, search_errors, sort_prefetch
 from cds_service.settings import Settings
@@ -181,5 +182,7 @@ def test_whole_hook_call_is_linear_in_hostile_record_text() -> None:
         narrative.clear_cache()
 
     _check(
-        lambda body: handle_hook("igg4rd-patient-view", body, settings, today=EVALUATION_DATE), make, reset
+        lambda body: handle_hook(find_service("igg4rd-patient-view"), body, settings, today=EVALUATION_DATE),
+        make,
+        reset,
     )

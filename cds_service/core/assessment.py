@@ -19,7 +19,7 @@ from cds_service.core.dates import window_start
 from cds_service.core.evidence import ConditionKind, DraftOrderFacts, PatientEvidence
 from cds_service.core.labs import extract_labs, wanted_observation
 from cds_service.core.medications import extract_medications
-from cds_service.core.orders import classify_order
+from cds_service.core.orders import classify_order, resolve_reasons
 from cds_service.core.presumption import Indicator, Presumption, acting_orders, choose_indicator, presumption
 from cds_service.core.reports import extract_reports
 from cds_service.core.resources import RawFilter, iter_raw_resources, parse_resources
@@ -100,12 +100,13 @@ def read_evidence(
     evidence.labs, evidence.unit_errors = extract_labs(
         observations, window_start(today, config.lookback_years), config.default_igg4_uln
     )
+    since = window_start(today, config.lookback_years)
     evidence.conditions = extract_conditions(reader.parse(data, "conditions", "Condition"))
     reports = reader.parse(data, "reports", "DiagnosticReport")
     for start in range(0, len(reports), _CHUNK):  # the report reader is the costly step: timed too
         if reader.late("reports"):
             break
-        evidence.reports += extract_reports(reports[start : start + _CHUNK])
+        evidence.reports += extract_reports(reports[start : start + _CHUNK], since=since)
     medications = reader.parse(data, "medicationRequests", "MedicationRequest")
     medications += reader.parse(data, "medicationStatements", "MedicationStatement")
     evidence.medications = extract_medications(medications)
@@ -165,7 +166,10 @@ def assess(hook: str, orders: DraftOrders, evidence: PatientEvidence) -> Assessm
     cca_refs = frozenset(
         c.reference for c in evidence.conditions if c.kind is ConditionKind.CHOLANGIOCARCINOMA
     )
-    facts = [classify_order(r, cca_refs) for r in orders.resources]
+    stricture_refs = frozenset(
+        c.reference for c in evidence.conditions if c.kind is ConditionKind.BILIARY_STRICTURE
+    )
+    facts = [resolve_reasons(f, cca_refs, stricture_refs) for f in orders.facts]
     found = presumption(evidence, facts)
     acting = acting_orders(facts)
     if not found.present or (hook in ORDER_HOOKS and not acting):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any, Final
 
 from cds_service.core import codes
 from cds_service.core.conditions import concept_kinds
 from cds_service.core.evidence import ConditionKind, DraftOrderFacts, OrderAction
 from cds_service.core.medications import concept_texts, medication_concepts
+from cds_service.core.tissue import OTHER_SITES, sites_in
 
 CPT_SYSTEMS: Final = frozenset({codes.CPT, "urn:oid:2.16.840.1.113883.6.12"})
 RESECTION_CPT: Final = frozenset(
@@ -21,7 +23,9 @@ _RESECTION_TEXT = re.compile(
     r"|roux-en-y hepatico)",
     re.I,
 )
-# Systemic therapy for biliary tract cancer. Codes are RxNorm ingredients; names catch the rest.
+# Systemic therapy for biliary tract cancer (CLINICAL_SPEC section 5). Codes are RxNorm ingredients
+# (12574 and 2555 are given by the spec); ivosidenib, pemigatinib and futibatinib are matched by name
+# (ingredient or clinical drug whose text/display names them) until their ingredient codes are verified.
 SYSTEMIC_RXNORM: Final[dict[str, str]] = {
     "12574": "gemcitabine",
     "2555": "cisplatin",
@@ -45,6 +49,23 @@ _STRICTURE_REASON = re.compile(
     r"\b(biliary|bile duct|hilar|cbd|hepatic duct)\b.*\bstricture|\bstricture\b.*\bbil", re.I
 )
 STRICTURE_ICD10: Final = frozenset({"K83.1"})
+STRICTURE_SNOMED: Final = frozenset({"235921003"})
+"""Biliary stricture (disorder), coded so by the CDS Hooks sandbox (shared/reference sandbox captures)."""
+_NOT_ANOTHER_CANCER_ICD10 = re.compile(r"^(?:C22\.1|C23|C24|C25|C7[6-9]|C80)", re.I)
+"""Biliary and pancreatic cancers, and unspecified or secondary sites: not "another cancer"."""
+_CANCER_TEXT = re.compile(
+    r"\b(?:\w*carcinoma|cancer|malignan\w*|neoplasm|tumou?r|lymphoma|leuk(?:a)?emia|myeloma|sarcoma"
+    r"|melanoma|metasta\w*)",
+    re.I,
+)
+_OTHER_CANCER_TYPES = re.compile(
+    r"\b(?:lymphoma|leuk(?:a)?emia|myeloma|melanoma|\w*sarcoma|glioma|glioblastoma|mesothelioma|seminoma"
+    r"|small[- ]cell)",
+    re.I,
+)
+_BILIARY_TEXT = re.compile(
+    r"\b(?:biliary|bile duct|cholangio\w*|klatskin|gall\s*bladder|hilar|ampull\w*)", re.I
+)
 
 
 def _codings(concept: Any) -> list[Any]:
@@ -56,16 +77,50 @@ def _label_texts(resource: Any) -> list[str]:
     return [text for concept in concepts if concept is not None for text in concept_texts(concept)]
 
 
-def _reasons(resource: Any, cca_condition_refs: frozenset[str]) -> tuple[bool, bool]:
-    """(reason names cholangiocarcinoma, reason names a biliary stricture) from reasonCode/reasonReference."""
+REASON_LABEL: Final = "order with reason cholangiocarcinoma or biliary stricture"
+
+
+def _is_stricture_coding(coding: Any) -> bool:
+    return (coding.system == codes.ICD10CM and coding.code in STRICTURE_ICD10) or (
+        coding.system == codes.SNOMED and coding.code in STRICTURE_SNOMED
+    )
+
+
+def _reasons(resource: Any) -> tuple[bool, bool]:
+    """(reason names cholangiocarcinoma, reason names a biliary stricture) from reasonCode."""
     cca = stricture = False
     for concept in resource.reasonCode or []:
         kinds, _ = concept_kinds(concept)
         cca |= ConditionKind.CHOLANGIOCARCINOMA in kinds
-        stricture |= any(c.system == codes.ICD10CM and c.code in STRICTURE_ICD10 for c in _codings(concept))
+        stricture |= any(_is_stricture_coding(c) for c in _codings(concept))
         stricture |= any(_STRICTURE_REASON.search(t) for t in concept_texts(concept))
-    cca |= any(ref.reference in cca_condition_refs for ref in resource.reasonReference or [] if ref.reference)
     return cca, stricture
+
+
+def _text_names_another_cancer(text: str) -> bool:
+    if not _CANCER_TEXT.search(text) or _BILIARY_TEXT.search(text):
+        return False
+    return bool(sites_in(text) & OTHER_SITES) or bool(_OTHER_CANCER_TYPES.search(text))
+
+
+def reason_names_another_cancer(resource: Any) -> bool:
+    """True when a reasonCode names a cancer of another site or type (gemcitabine for lung cancer).
+
+    A biliary or pancreatic cancer, or a malignancy without a site ("chemotherapy for malignancy"), is not
+    another cancer: the order still acts on the presumption.
+    """
+    for concept in resource.reasonCode or []:
+        kinds, _ = concept_kinds(concept)
+        if ConditionKind.CHOLANGIOCARCINOMA in kinds:
+            continue
+        for coding in _codings(concept):
+            code = (coding.code or "").strip().upper()
+            is_cancer = coding.system == codes.ICD10CM and code.startswith(("C", "D0"))
+            if is_cancer and not _NOT_ANOTHER_CANCER_ICD10.match(code):
+                return True
+        if any(_text_names_another_cancer(t) for t in concept_texts(concept)):
+            return True
+    return False
 
 
 def _service_request_actions(resource: Any) -> tuple[set[OrderAction], str]:
@@ -91,6 +146,8 @@ def _service_request_actions(resource: Any) -> tuple[set[OrderAction], str]:
 
 
 def _medication_request_actions(resource: Any) -> tuple[set[OrderAction], str]:
+    if reason_names_another_cancer(resource):
+        return set(), ""  # systemic therapy for another cancer does not act on the presumption
     for concept in medication_concepts(resource):
         for coding in _codings(concept):
             if coding.system == codes.RXNORM and coding.code in SYSTEMIC_RXNORM:
@@ -102,18 +159,48 @@ def _medication_request_actions(resource: Any) -> tuple[set[OrderAction], str]:
     return set(), ""
 
 
-def classify_order(resource: Any, cca_condition_refs: frozenset[str] = frozenset()) -> DraftOrderFacts:
-    """Whether a draft ServiceRequest or MedicationRequest acts on a presumed cholangiocarcinoma."""
+def classify_order(
+    resource: Any,
+    cca_condition_refs: frozenset[str] = frozenset(),
+    stricture_condition_refs: frozenset[str] = frozenset(),
+) -> DraftOrderFacts:
+    """Whether a draft ServiceRequest or MedicationRequest acts on a presumed cholangiocarcinoma.
+
+    Each order is classified once, from the order alone; its ``reasonReference`` targets are resolved
+    afterwards by :func:`resolve_reasons` against "Condition/id" of the patient's CCA and biliary stricture
+    Conditions (here when they are given), so a reference counts like the code of its Condition (section 5).
+    """
     if resource.get_resource_type() == "MedicationRequest":
         actions, label = _medication_request_actions(resource)
     else:
         actions, label = _service_request_actions(resource)
     # Either reason makes the order act on the presumption; only a CCA reason raises the presumption itself.
-    reason_cca, reason_stricture = _reasons(resource, cca_condition_refs)
+    reason_cca, reason_stricture = _reasons(resource)
     if reason_cca or reason_stricture:
         actions.add(OrderAction.REASON)
-        label = label or "order with reason cholangiocarcinoma or biliary stricture"
+        label = label or REASON_LABEL
     reference = (
         f"{resource.get_resource_type()}/{resource.id}" if resource.id else resource.get_resource_type()
     )
-    return DraftOrderFacts(reference, frozenset(actions), reason_cca, label)
+    targets = frozenset(ref.reference for ref in resource.reasonReference or [] if ref.reference)
+    facts = DraftOrderFacts(reference, frozenset(actions), reason_cca, label, targets)
+    return resolve_reasons(facts, cca_condition_refs, stricture_condition_refs)
+
+
+def resolve_reasons(
+    order: DraftOrderFacts,
+    cca_condition_refs: frozenset[str],
+    stricture_condition_refs: frozenset[str] = frozenset(),
+) -> DraftOrderFacts:
+    """The order with its ``reasonReference`` resolved: a reference to the patient's cholangiocarcinoma
+    Condition is a CCA reason, one to a biliary stricture Condition a stricture reason (both make it act)."""
+    names_cca = bool(order.reason_references & cca_condition_refs)
+    names_stricture = bool(order.reason_references & stricture_condition_refs)
+    if not (names_cca or names_stricture):
+        return order
+    return replace(
+        order,
+        actions=order.actions | {OrderAction.REASON},
+        reason_is_cca=order.reason_is_cca or names_cca,
+        label=order.label or REASON_LABEL,
+    )

@@ -102,11 +102,6 @@ class FetchResult:
     complete: bool = True
     note: str | None = None
 
-    @property
-    def ok(self) -> bool:
-        """Always True: this outcome holds data."""
-        return True
-
 
 @dataclass(frozen=True)
 class FetchFailure:
@@ -116,13 +111,9 @@ class FetchFailure:
     status: int | None = None
     elapsed_s: float = 0.0
 
-    @property
-    def ok(self) -> bool:
-        """Always False: this outcome holds no data."""
-        return False
 
-
-FetchOutcome = FetchResult | FetchFailure
+FetchResultOrFailure = FetchResult | FetchFailure
+"""What one query gave: data (:class:`FetchResult`) or a safe reason (:class:`FetchFailure`)."""
 
 
 class _QueryError(Exception):
@@ -179,15 +170,22 @@ class FhirFetcher:
         max_workers: int | None = None,
         session: requests.Session | None = None,
         max_response_bytes: int | None = None,
+        *,
+        loopback_as_one: bool = False,
     ) -> None:
         """Create the pooled session; ``max_pages``, ``max_workers`` (threads per FHIR server) and
-        ``max_response_bytes`` (per query) default to the settings."""
+        ``max_response_bytes`` (per query) default to the settings.
+
+        ``loopback_as_one`` (development mode): ``localhost`` and ``127.0.0.1`` are the same FHIR server when
+        following ``next`` links (:meth:`cds_service.fhir.urls.NormalisedUrl.contains`).
+        """
         settings = get_settings()
         self.max_pages = max_pages if max_pages is not None else settings.max_fhir_pages
         self.max_response_bytes = (
             max_response_bytes if max_response_bytes is not None else settings.max_fhir_response_bytes
         )
         self.max_workers = max_workers if max_workers is not None else settings.fhir_workers_per_server
+        self.loopback_as_one = loopback_as_one
         if self.max_pages < 1 or self.max_response_bytes < 1 or self.max_workers < 1:
             raise ValueError("max_pages, max_response_bytes and max_workers must be at least 1")
         self._session = session or requests.Session()
@@ -236,7 +234,7 @@ class FhirFetcher:
         access_token: str | None,
         queries: Mapping[str, str],
         deadline: float,
-    ) -> dict[str, FetchOutcome]:
+    ) -> dict[str, FetchResultOrFailure]:
         """Run every query (key -> relative query such as ``Condition?patient=123``) before ``deadline``.
 
         ``deadline`` is a :func:`time.monotonic` instant. Returns one outcome per key, by the deadline at the
@@ -258,8 +256,8 @@ class FhirFetcher:
             return {key: FetchFailure("fhirServer is not a plain http(s) URL") for key in queries}
         call = _Call(base, base_norm, headers, deadline, timeout_reason)
 
-        futures: dict[str, Future[FetchOutcome]] = {}
-        outcomes: dict[str, FetchOutcome] = {}
+        futures: dict[str, Future[FetchResultOrFailure]] = {}
+        outcomes: dict[str, FetchResultOrFailure] = {}
         pool = self._pool_for(base_norm)
         for key, query in queries.items():
             if budget <= 0:
@@ -294,7 +292,7 @@ class FhirFetcher:
             self._pools.move_to_end(origin)
             return pool
 
-    def _run_query(self, call: _Call, key: str, query: str) -> FetchOutcome:
+    def _run_query(self, call: _Call, key: str, query: str) -> FetchResultOrFailure:
         """Run one query and its paging; never raises."""
         started = time.monotonic()
         try:
@@ -358,7 +356,7 @@ class FhirFetcher:
         while (next_url := _next_link(page)) is not None:
             absolute = urljoin(url, next_url).split("#", 1)[0]
             target = normalise(absolute.split("?", 1)[0])
-            if target is None or not call.base_norm.contains(target):
+            if target is None or not call.base_norm.contains(target, loopback_as_one=self.loopback_as_one):
                 complete, note = False, "next link outside the FHIR server base not followed"
             elif absolute in read:
                 complete, note = False, "next link repeats a page already read"

@@ -232,6 +232,7 @@ class Authenticator:
         self._max_lifetime_s = max_lifetime_s
         self._fetcher = fetcher or JwksFetcher()
         self._now = now
+        self._verified_keys: set[tuple[str, str]] = set()  # (iss, kid) already logged at INFO
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> Authenticator:
@@ -264,6 +265,15 @@ class Authenticator:
         jti = claims["jti"]
         self._check_replay(issuer.iss, jti, claims["exp"])
         sub = claims.get("sub")
+        # Confirms the trust set-up to an integrator: which issuer and key signed. Never the token. INFO the
+        # first time a key is seen (set.add is atomic under the GIL: at worst a key is logged twice), then DEBUG.
+        first = (issuer.iss, kid) not in self._verified_keys
+        self._verified_keys.add((issuer.iss, kid))
+        log.log(
+            logging.INFO if first else logging.DEBUG,
+            "caller verified",
+            extra={"issuer": issuer.iss, "kid": kid},
+        )
         return Caller(
             iss=issuer.iss,
             sub=sub if isinstance(sub, str) else None,
@@ -315,7 +325,13 @@ class Authenticator:
             registry.validate(dict(claims))
         except ExpiredTokenError:
             raise AuthenticationError("token expired", issuer.iss) from None
-        except (MissingClaimError, InvalidClaimError) as error:
+        except InvalidClaimError as error:
+            if error.claim == "aud":
+                raise AuthenticationError(_aud_mismatch(claims.get("aud"), url), issuer.iss) from None
+            raise AuthenticationError(
+                f"{error.error} {error.claim!r}: {error.description}", issuer.iss
+            ) from None
+        except MissingClaimError as error:
             raise AuthenticationError(
                 f"{error.error} {error.claim!r}: {error.description}", issuer.iss
             ) from None
@@ -374,6 +390,19 @@ def _json_object(payload: bytes, iss: str | None) -> Mapping[str, Any]:
     return claims
 
 
+def _aud_mismatch(aud: object, expected: str) -> str:
+    """The log reason for a wrong ``aud``: what the token names and the exact URL this service expected.
+
+    Both are URLs of this service (no patient data). ``http://127.0.0.1:8080`` and ``http://localhost:8080`` look
+    alike in an EHR's set-up screen but are different audiences; behind a proxy set ``IGG4_CDS_PUBLIC_BASE_URL``.
+    """
+    named = aud if isinstance(aud, str) else ", ".join(str(a) for a in aud) if isinstance(aud, list) else "?"
+    return (
+        f"aud mismatch: the token's aud is {named[:200]!r}, this service expected {expected[:200]!r} (the URL "
+        "called, or IGG4_CDS_PUBLIC_BASE_URL + path); aud must be the exact URL the client called"
+    )
+
+
 def _check_header(header: Mapping[str, Any], issuer: TrustedIssuer) -> tuple[str, str]:
     alg, kid, typ = header.get("alg"), header.get("kid"), header.get("typ")
     # The issuer's allow-list never holds none/HS* (the trust loader refuses them), so this also
@@ -400,12 +429,38 @@ def _verify_signature(signed: CompactSignature, key: Key, alg: str, iss: str) ->
         raise AuthenticationError("bad signature", iss)
 
 
-def build_authenticator(settings: Settings) -> Authenticator | None:
-    """The authenticator the app should use, or None in dev mode without a trust file (unauthenticated).
+class NoAuthentication:
+    """Development mode without a trust file: every call is accepted, with no caller."""
 
-    :raises TrustConfigError: outside dev mode when no valid trust file is configured.
-    """
-    if settings.dev_mode and settings.trust_file is None:
-        log.warning("dev mode without a trust file: CDS Hooks calls are NOT authenticated")
+    def verify(self, authorization: str | None, url: str) -> None:
+        """Accept the call unauthenticated."""
         return None
-    return Authenticator.from_settings(settings)
+
+
+class RefuseEveryCall:
+    """No trust file outside development mode: every hook and feedback call is refused."""
+
+    def verify(self, authorization: str | None, url: str) -> Caller:
+        """Refuse the call (:class:`AuthenticationError`)."""
+        raise AuthenticationError("no trust configured and not in development mode")
+
+
+CallerCheck = Authenticator | NoAuthentication | RefuseEveryCall
+"""What authenticates a call: ``verify(authorization, url)`` returns the caller (``None``: unauthenticated)."""
+
+
+def build_authenticator(settings: Settings) -> CallerCheck:
+    """How calls are authenticated: the one decision, from ``trust_file`` and ``dev_mode``.
+
+    A trust file: JWTs are verified (also in dev mode). No trust file: in dev mode calls are accepted
+    unauthenticated; otherwise every hook and feedback call is refused (discovery stays open).
+
+    :raises TrustConfigError: when the trust file is invalid.
+    """
+    if settings.trust_file is not None:
+        return Authenticator.from_settings(settings)
+    if settings.dev_mode:
+        log.warning("dev mode without a trust file: CDS Hooks calls are NOT authenticated")
+        return NoAuthentication()
+    log.warning("no trust file configured: hook and feedback calls are refused (discovery stays open)")
+    return RefuseEveryCall()

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import date
 from functools import partial
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from fastapi import FastAPI, Request
@@ -27,11 +27,11 @@ from cds_service.errors import (
     CDSError,
     PayloadTooLargeError,
     RequestError,
-    UnknownServiceError,
 )
 from cds_service.feedback.request import parse_feedback
-from cds_service.feedback.store import CardBatch
-from cds_service.hooks.discovery import SERVICES_BY_ID, discovery_document
+from cds_service.feedback.store import CardBatch, shown_cards
+from cds_service.fhir.client import FHIR_JSON
+from cds_service.hooks.discovery import discovery_document, find_service
 from cds_service.hooks.fetcher import PrefetchFetcher
 from cds_service.hooks.handler import Fetcher, handle_hook
 from cds_service.logs import configure_logging
@@ -42,8 +42,6 @@ from cds_service.web.preview import preview_router
 
 logger = logging.getLogger("cds_service.calls")
 
-FHIR_JSON = "application/fhir+json"
-
 
 class ORJSONResponse(JSONResponse):
     """JSON rendered with orjson: faster, and never emits NaN or non-standard JSON."""
@@ -53,8 +51,26 @@ class ORJSONResponse(JSONResponse):
         return orjson.dumps(content)
 
 
+METHOD_HINT: Final = (
+    "a CDS service is called with POST and a hook request as JSON (see the README's 'Calling the service'); "
+    "GET /cds-services lists the services"
+)
+"""The diagnostics of a 405, for someone who opened a hook URL in a browser."""
+
+
 def _outcome_response(status: int, body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type=FHIR_JSON)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's HTTP errors (404, 405) as OperationOutcomes, keeping their headers (405: ``Allow``)."""
+    assert isinstance(exc, StarletteHTTPException)  # registered for this type only
+    detail = (
+        f"{request.method} is not allowed here: {METHOD_HINT}" if exc.status_code == 405 else str(exc.detail)
+    )
+    response = _outcome_response(exc.status_code, operation_outcome(exc.status_code, detail))
+    response.headers.update(exc.headers or {})
+    return response
 
 
 class OutcomeCORSMiddleware(CORSMiddleware):
@@ -157,7 +173,12 @@ def create_app(
         # A bare 401: the reason is for the operator's log only.
         logger.warning(
             "authentication failed",
-            extra={"path": request.url.path, "reason": exc.reason, "issuer": exc.issuer},
+            extra={
+                "path": request.url.path,
+                "url_called": str(request.url.replace(query=None, fragment=None)),
+                "reason": exc.reason,
+                "issuer": exc.issuer,
+            },
         )
         return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
@@ -169,9 +190,7 @@ def create_app(
         )
         return _outcome_response(exc.status_code, error_outcome(exc))
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
-        return _outcome_response(exc.status_code, operation_outcome(exc.status_code, str(exc.detail)))
+    app.add_exception_handler(StarletteHTTPException, _http_error)
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> Response:
@@ -179,6 +198,7 @@ def create_app(
         logger.error("unexpected error", extra={"error_type": type(exc).__name__})
         return _outcome_response(500, operation_outcome(500, "internal error"))
 
+    @app.get("/cds-services/", include_in_schema=False)  # EHR set-up screens often add the slash
     @app.get("/cds-services")
     async def discovery() -> dict[str, Any]:
         """CDS Hooks discovery: the services, their hooks and prefetch templates (no authentication)."""
@@ -188,8 +208,7 @@ def create_app(
     async def call_service(service_id: str, request: Request) -> Response:
         """Answer a hook call with ``{"cards": [...]}``."""
         started = time.perf_counter()
-        if service_id not in SERVICES_BY_ID:
-            raise UnknownServiceError(f"no CDS service with id '{service_id}'")
+        service = find_service(service_id)
         # In a worker thread: verifying may fetch a key set, which must never stall the event loop.
         caller = await run_in_threadpool(
             deps.authenticate, request.headers.get("authorization"), _public_url(request, settings)
@@ -200,13 +219,13 @@ def create_app(
             allowed_bases=caller.allowed_fhir_bases if caller else (),
             today=today() if today else None,
         )
-        outcome = await run_in_threadpool(run, service_id, body, settings, deps.fetcher)
+        outcome = await run_in_threadpool(run, service, body, settings, deps.fetcher)
         if outcome.cards:
-            hook = SERVICES_BY_ID[service_id].hook
             patient = f"Patient/{outcome.patient_id}" if outcome.patient_id else None
+            cards = shown_cards(outcome.cards, outcome.assessment)
             issuer = caller.iss if caller else None
             deps.recorder.submit(
-                CardBatch(service_id, hook, outcome.hook_instance, patient, outcome.cards, issuer)
+                CardBatch(service_id, service.hook, outcome.hook_instance, patient, cards, issuer)
             )
         logger.info(
             "hook call",
@@ -227,8 +246,7 @@ def create_app(
     @app.post("/cds-services/{service_id}/feedback")
     async def feedback(service_id: str, request: Request) -> Response:
         """Store CDS Hooks 2.0 feedback (accepted suggestions, overrides); resent items are stored once."""
-        if service_id not in SERVICES_BY_ID:
-            raise UnknownServiceError(f"no CDS service with id '{service_id}'")
+        find_service(service_id)
         caller = await run_in_threadpool(
             deps.authenticate, request.headers.get("authorization"), _public_url(request, settings)
         )
@@ -247,4 +265,17 @@ def create_app(
     return app
 
 
-app = create_app()
+_default_app: FastAPI | None = None
+
+
+def __getattr__(name: str) -> FastAPI:
+    """``app``: the app built from the environment's settings on first use (``uvicorn cds_service.web.app:app``).
+
+    Built lazily so that importing :func:`create_app` (``igg4-cds serve``, tests) builds no app of its own.
+    """
+    global _default_app  # noqa: PLW0603 - the one process-wide app of the import string
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _default_app is None:
+        _default_app = create_app()
+    return _default_app

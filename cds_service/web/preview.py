@@ -30,20 +30,16 @@ from markdown_it import MarkdownIt
 from starlette.concurrency import run_in_threadpool
 
 from cds_service.errors import CDSError
-from cds_service.fixtures.catalog import Fixture, fixture_dirs, load_fixture
-from cds_service.hooks.discovery import SERVICES
+from cds_service.fixtures.catalog import FIXTURE_DATE, Fixture, fixture_dirs, load_fixture
+from cds_service.hooks.cards import EXTENSION_KEY
+from cds_service.hooks.discovery import SERVICE_FOR_HOOK, find_service
 from cds_service.hooks.handler import handle_hook
 from cds_service.settings import Settings
-
-FIXTURE_DATE: Final = date(2026, 11, 25)
-"""The date the fixtures were written for: their lab lookback windows are evaluated on this day."""
 
 CSP: Final = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; base-uri 'none'"
 )
 """The preview's Content-Security-Policy: no script, no external resource, forms post back here only."""
-
-SERVICE_FOR_HOOK: Final = {service.hook: service.id for service in SERVICES}
 
 INDICATORS: Final = {
     # indicator: (band colour, badge background, badge text colour, label, header tint)
@@ -208,7 +204,7 @@ def _expectation(expected: Mapping[str, Any], cards: Sequence[Mapping[str, Any]]
     got_total: Any = None
     if cards:
         extension = cards[0].get("extension")
-        summary = extension.get("igg4rd-cds.classification") if isinstance(extension, Mapping) else None
+        summary = extension.get(EXTENSION_KEY) if isinstance(extension, Mapping) else None
         got_total = summary.get("total") if isinstance(summary, Mapping) else None
     matches = want_card == got_card and (total is None or total == got_total)
     expected_text = f"{want_card} card" + (f", {total} points" if total is not None else "")
@@ -222,15 +218,33 @@ def _expectation(expected: Mapping[str, Any], cards: Sequence[Mapping[str, Any]]
     return f"Expected: {escape(expected_text)} {mark}"
 
 
+def not_a_hook_request(body: Any) -> str:
+    """What is wrong with pasted JSON that is not a hook request this service answers, and what to paste."""
+    supported = ", ".join(sorted(SERVICE_FOR_HOOK))
+    shape = f"Paste a CDS Hooks request: {_EXAMPLE_HINT}."
+    if not isinstance(body, dict):
+        return f"The pasted JSON is {type(body).__name__ if body is not None else 'null'}, not an object. {shape}"
+    resource_type = body.get("resourceType")
+    if isinstance(resource_type, str):
+        return (
+            f"This is a FHIR {resource_type[:60]}, not a CDS Hooks request. {shape} Patient data goes under "
+            '"prefetch", one search-result Bundle per key (patient, conditions, observations, reports, …: '
+            "the prefetch templates of GET /cds-services)."
+        )
+    hook = body.get("hook")
+    if hook is None:
+        return f'The request has no "hook" field (this service answers {supported}). {shape}'
+    return f"Hook {str(hook)[:60]!r} is not one this service answers ({supported})."
+
+
 def _evaluate(body: Any, settings: Settings, today: date) -> tuple[list[dict[str, Any]], str | None, int]:
     """(cards, error message, status) for one hook request; never queries a FHIR server."""
     hook = body.get("hook") if isinstance(body, dict) else None
     service_id = SERVICE_FOR_HOOK.get(hook) if isinstance(hook, str) else None
     if service_id is None:
-        supported = ", ".join(sorted(SERVICE_FOR_HOOK))
-        return [], f"Unsupported or missing hook {hook!r}: this service answers {supported}.", 400
+        return [], not_a_hook_request(body), 400
     try:
-        outcome = handle_hook(service_id, body, settings, None, today=today)
+        outcome = handle_hook(find_service(service_id), body, settings, None, today=today)
     except CDSError as exc:
         return [], f"{type(exc).__name__} (HTTP {exc.status_code}): {exc}", exc.status_code
     return outcome.cards, None, 200
@@ -308,7 +322,8 @@ def render_request(body: Any, settings: Settings, today: date = FIXTURE_DATE) ->
     hook = body.get("hook") if isinstance(body, dict) else None
     parts = [
         "<h1>Pasted hook request</h1>",
-        f'<p class="meta">hook <code>{escape(str(hook))}</code> · evaluated on {today.isoformat()}</p>',
+        f'<p class="meta">hook <code>{escape(hook if isinstance(hook, str) else "none")}</code> · evaluated on '
+        f"{today.isoformat()}</p>",
     ]
     if error:
         parts.append(f'<div class="error">{escape(error)}</div>')

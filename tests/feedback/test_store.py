@@ -6,17 +6,18 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from sqlalchemy import select, text
 
-from cds_service.feedback.keys import KEY_FILE_SUFFIX, StoreConfigError
+from cds_service.errors import StoreConfigError
+from cds_service.feedback.keys import KEY_FILE_SUFFIX
 from cds_service.feedback.reports import ReasonCount
 from cds_service.feedback.request import FeedbackItem, parse_feedback
 from cds_service.feedback.schema import cards_shown, feedback
-from cds_service.feedback.store import Store
+from cds_service.feedback.store import ShownCard, Store
+from cds_service.settings import Settings
 from tests.servers import postgres as _postgres
 
 PostgresServer = _postgres.PostgresServer
@@ -37,17 +38,8 @@ def card(
     classification: str = "meets",
     total: int = 35,
     suggestions: tuple[str, ...] = (),
-) -> dict[str, Any]:
-    return {
-        "uuid": uuid,
-        "summary": "Consider IgG4-related disease before presuming cholangiocarcinoma",
-        "indicator": indicator,
-        "source": {"label": "2019 ACR/EULAR"},
-        "suggestions": [{"label": f"Order {s}", "uuid": s} for s in suggestions],
-        "extension": {
-            "igg4rd-cds.classification": {"classification": classification, "total": total, "threshold": 20}
-        },
-    }
+) -> ShownCard:
+    return ShownCard(uuid, indicator, classification, total, suggestions)
 
 
 def accepted(card_uuid: str, *suggestions: str, at: str = "2024-05-01T10:00:00Z") -> dict[str, Any]:
@@ -96,7 +88,7 @@ def count(store: Store, table: Any) -> int:
 
 
 def test_record_cards_is_idempotent_and_skips_cards_without_uuid(store: Store) -> None:
-    cards = [card("c-1", suggestions=("s-1", "s-2")), card("c-2", indicator="info"), {"summary": "no uuid"}]
+    cards = [card("c-1", suggestions=("s-1", "s-2")), card("c-2", indicator="info"), card("")]
     assert store.record_cards(SERVICE, "order-sign", "hi-1", PATIENT, cards) == 2
     assert store.record_cards(SERVICE, "order-sign", "hi-1", PATIENT, cards) == 0
     assert store.record_cards(SERVICE, "order-sign", "hi-1", PATIENT, []) == 0
@@ -153,10 +145,10 @@ def test_generated_key_is_persisted_next_to_sqlite(tmp_path: Path) -> None:
 
 
 def test_from_settings(tmp_path: Path, database_url: str) -> None:
-    settings = SimpleNamespace(database_url=database_url, feedback_hash_key=KEY)
+    settings = Settings(database_url=database_url, feedback_hash_key=KEY)
     with Store.from_settings(settings) as store:
         assert store.patient_hash(PATIENT)
-    unkeyed = SimpleNamespace(database_url=database_url)
+    unkeyed = Settings(database_url=database_url, feedback_hash_key=None)
     if database_url.startswith("sqlite"):
         Store.from_settings(unkeyed).close()
     else:
@@ -337,3 +329,20 @@ def test_postgres_server_fixture(postgres_server: PostgresServer) -> None:
     second = postgres_server.create_database()
     assert first != second
     assert first.startswith("postgresql+psycopg://")
+
+
+def test_the_suite_never_writes_into_the_developers_feedback_database(client: Any, settings: Any) -> None:
+    """Issue 11, item 1: tests use a temporary database by default, even if the shell exports another one."""
+    from cds_service.fixtures.catalog import load_fixture  # noqa: PLC0415
+    from cds_service.settings import Settings  # noqa: PLC0415
+    from tests.conftest import TEST_DATABASE_DIR, TEST_DATABASE_URL  # noqa: PLC0415
+
+    default = Settings.model_fields["database_url"].default
+    assert settings.database_url == Settings().database_url == TEST_DATABASE_URL != default
+    developers = Path.cwd() / "igg4rd-cds-feedback.sqlite3"
+    before = developers.stat().st_mtime_ns if developers.exists() else None
+    response = client.post("/cds-services/igg4rd-order-sign", json=load_fixture("01-published-case").request)
+    assert response.status_code == 200 and response.json()["cards"]
+    client.app.state.deps.recorder.flush()
+    assert (TEST_DATABASE_DIR / "feedback.sqlite3").is_file()  # the card shown was recorded here
+    assert (developers.stat().st_mtime_ns if developers.exists() else None) == before

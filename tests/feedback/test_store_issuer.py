@@ -10,7 +10,7 @@ from sqlalchemy import inspect
 
 from cds_service.errors import UnknownCardError
 from cds_service.feedback.request import parse_feedback
-from cds_service.feedback.store import CardBatch, Store
+from cds_service.feedback.store import CardBatch, ShownCard, Store
 
 A, B = "https://ehr-a.example.org", "https://ehr-b.example.org"
 ITEM = {"card": "card-1", "outcome": "overridden", "outcomeTimestamp": "2026-11-25T10:00:00Z"}
@@ -22,7 +22,7 @@ def _store(tmp_path: Path) -> Store:
 
 def test_foreign_card_is_refused_and_nothing_stored(tmp_path: Path) -> None:
     store = _store(tmp_path)
-    store.record_card_batches([CardBatch("svc", "order-sign", "h1", None, [{"uuid": "card-1"}], A)])
+    store.record_card_batches([CardBatch("svc", "order-sign", "h1", None, [ShownCard("card-1")], A)])
     feedback = parse_feedback({"feedback": [ITEM, {**ITEM, "card": "never-shown"}]}).feedback
     with pytest.raises(UnknownCardError):
         store.record_feedback("svc", feedback, B)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cds_service.fhir.client import FetchFailure, FetchOutcome, FetchResult, FhirFetcher
+from cds_service.fhir.client import FetchFailure, FetchResult, FetchResultOrFailure, FhirFetcher
 from cds_service.settings import Settings
 from tests.servers.faulty_fhir import FaultyFhirServer
 from tests.servers.fhir import free_port
@@ -37,12 +37,12 @@ def _in(seconds: float) -> float:
     return time.monotonic() + seconds
 
 
-def _failure(outcome: FetchOutcome) -> FetchFailure:
+def _failure(outcome: FetchResultOrFailure) -> FetchFailure:
     assert isinstance(outcome, FetchFailure), outcome
     return outcome
 
 
-def _result(outcome: FetchOutcome) -> FetchResult:
+def _result(outcome: FetchResultOrFailure) -> FetchResult:
     assert isinstance(outcome, FetchResult), outcome
     return outcome
 

@@ -59,3 +59,10 @@ def test_bidi_overrides_and_invisible_characters_are_removed(char):
     out = escape(f"no{char} malignancy")
     assert char not in out
     assert out == "no malignancy"
+
+
+def test_inline_text_keeps_dots_and_dashes_but_no_markup():
+    assert escape("IgG4 2.43 g/L, soft-tissue #1 +", inline=True) == "IgG4 2.43 g/L, soft-tissue #1 +"
+    out = escape("<b>x</b> [a](javascript:y) **b** | c ~~d~~", inline=True)
+    assert "<" not in out and "](" not in out.replace("\\]", "") and "**" not in out.replace("\\*", "")
+    assert "|" not in out.replace("\\|", "") and "~~" not in out.replace("\\~", "")

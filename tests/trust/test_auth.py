@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import threading
 import time
 import uuid
@@ -478,10 +479,14 @@ def test_leeway_comes_from_settings(tmp_path: Path, keys: Keys, leeway_s: int, a
 
 
 def test_build_authenticator_modes(tmp_path: Path) -> None:
-    assert build_authenticator(Settings(dev_mode=True, trust_file=None)) is None
-    with pytest.raises(TrustConfigError, match="TRUST_FILE"):
-        build_authenticator(Settings(dev_mode=False, trust_file=None))
+    assert build_authenticator(Settings(dev_mode=True, trust_file=None)).verify(None, URL) is None
+    with pytest.raises(AuthenticationError, match="no trust configured"):
+        build_authenticator(Settings(dev_mode=False, trust_file=None)).verify("Bearer x.y.z", URL)
     assert isinstance(build_authenticator(Settings(trust_file=REPO / "trust.example.json")), Authenticator)
+    dev_with_trust = Settings(dev_mode=True, trust_file=REPO / "trust.example.json")
+    assert isinstance(build_authenticator(dev_with_trust), Authenticator)
+    with pytest.raises(TrustConfigError, match="TRUST_FILE"):
+        Authenticator.from_settings(Settings(trust_file=None))
 
 
 # -- two replicas sharing Redis --------------------------------------------------------------------------------
@@ -497,6 +502,32 @@ def test_replay_refused_across_replicas(keys: Keys, tmp_path: Path) -> None:
         replicas[0].verify(token, URL)
         with pytest.raises(AuthenticationError, match="replayed jti"):
             replicas[1].verify(token, URL)
+
+
+def test_wrong_aud_names_the_tokens_aud_and_the_expected_url(keys: Keys) -> None:
+    local = URL.replace("https://cds.example.org", "http://127.0.0.1:8080")
+    with pytest.raises(AuthenticationError) as caught:
+        make_auth(trust_for(keys)).verify(mint(keys.es, aud=local), URL)
+    assert f"the token's aud is '{local}'" in caught.value.reason
+    assert f"this service expected '{URL}'" in caught.value.reason
+
+
+def test_verification_logs_issuer_and_kid_at_info_once_per_key(
+    keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="cds_service.trust.authenticator")
+    auth = make_auth(trust_for(keys))
+    first, second = mint(keys.es), mint(keys.es)
+    auth.verify(first, URL)
+    auth.verify(second, URL)
+    records = [r for r in caplog.records if r.getMessage() == "caller verified"]
+    assert [(r.levelno, r.issuer, r.kid) for r in records] == [
+        (logging.INFO, ISS, records[0].kid),
+        (logging.DEBUG, ISS, records[0].kid),
+    ]
+    assert records[0].kid
+    for part in (first + "." + second).removeprefix("Bearer ").split("."):
+        assert part.removeprefix("Bearer ") not in caplog.text
 
 
 # -- jku cannot be used to freeze the service (issue 10, hole 1) -----------------------------------------------
