@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+import urllib3.exceptions
 from joserfc import jws
 from joserfc.errors import ExpiredTokenError, InvalidClaimError, JoseError, MissingClaimError
 from joserfc.jwk import Key
@@ -161,8 +162,8 @@ class JwksFetcher:
         try:
             keys = parse_jwks(self._download(jku), strict=False)
             fresh = _CachedSet(dict(list(keys.items())[: self._max_keys]), now)
-        except (requests.RequestException, ValueError) as error:
-            # KeySetError and JSON errors are ValueErrors. Keep the old keys: a blip must not lock callers out.
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as error:
+            # KeySetError and JSON errors are ValueErrors; raw reads raise urllib3's own errors. Keep the old keys: a blip must not lock callers out.
             log.warning("jku fetch failed for issuer %s: %s", ascii(iss[:200]), _describe_fetch_error(error))
         with self._guard:
             self._sets[jku] = fresh
@@ -186,7 +187,8 @@ class JwksFetcher:
             if response.headers.get("Content-Encoding", "identity").lower() != "identity":
                 raise KeySetError("compressed key set")
             body = b""
-            for chunk in response.raw.stream(8192, decode_content=False):
+            # read1: what one socket read gave, so a server dripping bytes cannot hold us past the deadline.
+            while chunk := response.raw.read1(8192, decode_content=False):
                 body += chunk
                 if len(body) > self._max_bytes:
                     raise KeySetError(f"key set larger than {self._max_bytes} bytes")

@@ -683,3 +683,27 @@ def test_example_trust_file_sandbox_jku_is_exact() -> None:
         )
         with pytest.raises(AuthenticationError, match="jku not on"):
             auth.verify(forged, URL)
+
+
+def test_drip_fed_key_set_is_abandoned_at_the_timeout() -> None:
+    drip = JwksServer()
+
+    def dripping(handler: Any) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", "100000")
+        handler.end_headers()
+        for _ in range(100):
+            handler.wfile.write(b" ")
+            handler.wfile.flush()
+            if threading.Event().wait(0.05):
+                break
+
+    drip.httpd.RequestHandlerClass.do_GET = dripping  # type: ignore[attr-defined]
+    try:
+        fetcher = JwksFetcher(timeout_s=0.5)
+        started = time.monotonic()
+        assert fetcher.get_key(ISS, drip.url, "k") is None
+        assert time.monotonic() - started < 1.5
+    finally:
+        drip.close()
