@@ -31,7 +31,7 @@ MIN_BASE_S = 0.05
 """The smaller input grows (doubling) until one run takes this long."""
 FLOOR_S = 0.005
 """Times below this are too short to compare on a shared machine (they count as this much)."""
-MAX_SIZE = 1 << 20
+MAX_SIZE = 1 << 18
 """Largest base size (characters or resources); the grown input is GROWTH times that."""
 GROWTH = 4
 MAX_RATIO = 7.0
@@ -85,7 +85,7 @@ def _check(
 REPORT_TEXTS: list[Any] = [
     pytest.param(lambda n: "no. " * n, id="no-dot-space", marks=FIXED_BY_OTHERS),
     pytest.param(lambda n: "." * n, id="dots", marks=FIXED_BY_OTHERS),
-    pytest.param(lambda n: "1" * n, id="digits", marks=FIXED_BY_OTHERS),
+    pytest.param(lambda n: "1" * n, id="digits"),
     pytest.param(lambda n: "a" * n, id="one-long-word"),
     pytest.param(lambda n: "pancreas " * n, id="organ-words", marks=FIXED_BY_OTHERS),
     pytest.param(lambda n: "no evidence of " * n, id="negation-cues", marks=FIXED_BY_OTHERS),
