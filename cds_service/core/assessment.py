@@ -22,8 +22,7 @@ from cds_service.core.medications import extract_medications
 from cds_service.core.orders import classify_order, resolve_reasons
 from cds_service.core.presumption import Indicator, Presumption, acting_orders, choose_indicator, presumption
 from cds_service.core.reports import extract_reports
-from cds_service.core.resources import RawFilter, iter_raw_resources, parse_resources
-from cds_service.errors import SkippedResources
+from cds_service.core.resources import RawFilter, ReadCounts, iter_raw_resources, read_resources
 
 ORDER_HOOKS: Final = frozenset({"order-sign", "order-select"})
 _CHUNK: Final = 32
@@ -44,7 +43,7 @@ class DraftOrders:
 
     resources: list[Any]
     facts: list[DraftOrderFacts]
-    skipped: SkippedResources = field(default_factory=SkippedResources)
+    read: ReadCounts = field(default_factory=ReadCounts)
 
     @property
     def acting(self) -> list[DraftOrderFacts]:
@@ -58,20 +57,20 @@ class DraftOrders:
 
 
 def read_orders(draft_orders: Any, selections: Any = None) -> DraftOrders:
-    """Parse the draft ServiceRequests and MedicationRequests of ``context.draftOrders`` leniently.
+    """Read the draft ServiceRequests and MedicationRequests of ``context.draftOrders`` tolerantly.
 
     ``selections`` (order-select: "Type/id" of the orders just selected) limits the orders considered to
     those, so an order selected earlier does not raise the card again on every later selection. Without a
     usable list, every draft order counts.
     """
-    skipped = SkippedResources()
-    resources = parse_resources(draft_orders, "ServiceRequest", skipped) + parse_resources(
-        draft_orders, "MedicationRequest", skipped
+    read = ReadCounts()
+    resources = read_resources(draft_orders, "ServiceRequest", read) + read_resources(
+        draft_orders, "MedicationRequest", read
     )
     if isinstance(selections, list) and selections and all(isinstance(s, str) for s in selections):
         chosen = set(selections)
         resources = [r for r in resources if f"{r.get_resource_type()}/{r.id}" in chosen]
-    return DraftOrders(resources, [classify_order(r) for r in resources], skipped)
+    return DraftOrders(resources, [classify_order(r) for r in resources], read)
 
 
 def needs_patient_data(hook: str, orders: DraftOrders) -> bool:
@@ -96,19 +95,18 @@ def read_evidence(
     """
     evidence = PatientEvidence(unavailable=set(unavailable))
     reader = _TimedReader(evidence, deadline, clock)
-    observations = reader.parse(data, "observations", "Observation", keep=wanted_observation)
-    evidence.labs, evidence.unit_errors = extract_labs(
-        observations, window_start(today, config.lookback_years), config.default_igg4_uln
-    )
     since = window_start(today, config.lookback_years)
-    evidence.conditions = extract_conditions(reader.parse(data, "conditions", "Condition"))
-    reports = reader.parse(data, "reports", "DiagnosticReport")
+    observations = reader.read(data, "observations", "Observation", keep=wanted_observation)
+    labs = extract_labs(observations, since, config.default_igg4_uln)
+    evidence.labs, evidence.unit_errors, evidence.undated_labs = labs.results, labs.unit_errors, labs.undated
+    evidence.conditions = extract_conditions(reader.read(data, "conditions", "Condition"))
+    reports = reader.read(data, "reports", "DiagnosticReport")
     for start in range(0, len(reports), _CHUNK):  # the report reader is the costly step: timed too
         if reader.late("reports"):
             break
         evidence.reports += extract_reports(reports[start : start + _CHUNK], since=since)
-    medications = reader.parse(data, "medicationRequests", "MedicationRequest")
-    medications += reader.parse(data, "medicationStatements", "MedicationStatement")
+    medications = reader.read(data, "medicationRequests", "MedicationRequest")
+    medications += reader.read(data, "medicationStatements", "MedicationStatement")
     evidence.medications = extract_medications(medications)
     return evidence
 
@@ -128,16 +126,16 @@ class _TimedReader:
         self._evidence.unavailable.add(key)
         return True
 
-    def parse(
+    def read(
         self, data: Mapping[str, Any], key: str, resource_type: str, keep: RawFilter | None = None
     ) -> list[Any]:
-        """The valid resources of ``resource_type`` under ``key``, as many as time allows."""
+        """The resources of ``resource_type`` under ``key``, as many as time allows."""
         value = data.get(key)
-        skipped = self._evidence.skipped
+        counts = self._evidence.read
         if self._deadline is None:
-            return parse_resources(value, resource_type, skipped, keep=keep)
+            return read_resources(value, resource_type, counts, keep=keep)
         raw = list(iter_raw_resources(value))
-        parsed: list[Any] = []
+        projected: list[Any] = []
         for start in range(0, len(raw), _CHUNK):
             if self.late(key):
                 break
@@ -145,8 +143,8 @@ class _TimedReader:
                 "resourceType": "Bundle",
                 "entry": [{"resource": r} for r in raw[start : start + _CHUNK]],
             }
-            parsed += parse_resources(batch, resource_type, skipped, keep=keep)
-        return parsed
+            projected += read_resources(batch, resource_type, counts, keep=keep)
+        return projected
 
 
 @dataclass(frozen=True)
