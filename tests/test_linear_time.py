@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from cds_service.core import narrative, resources, units
+from cds_service.core import narrative, units
 from cds_service.core.conditions import text_kind
 from cds_service.core.labs import parse_range_text
 from cds_service.hooks.discovery import find_service
@@ -36,7 +36,6 @@ MAX_SIZE = 1 << 18
 GROWTH = 4
 MAX_RATIO = 7.0
 """Linear work gives about 4 (GROWTH), quadratic about 16; the margin absorbs a shared, noisy machine."""
-FIXED_BY_OTHERS = pytest.mark.xfail(strict=True, reason="fixed by issue 7a/9a")
 
 
 def _best_of_three(
@@ -73,9 +72,9 @@ def _check(
 ) -> None:
     # The machine is shared: a burst of other work can inflate one measurement. A second attempt is made
     # only when the first fails, and the better ratio counts; quadratic work fails both by a wide margin.
-    n, ratio = growth_ratio(run, make, reset)
+    n, ratio = growth_ratio(run, make, narrative.clear_cache)
     if ratio > MAX_RATIO:
-        n, again = growth_ratio(run, make, reset)
+        n, again = growth_ratio(run, make, narrative.clear_cache)
         ratio = min(ratio, again)
     assert ratio <= MAX_RATIO, f"{GROWTH}x the input took {ratio:.1f}x the time (base size {n})"
 
@@ -83,16 +82,16 @@ def _check(
 # -- report text (core.narrative) ---------------------------------------------------------------------------
 
 REPORT_TEXTS: list[Any] = [
-    pytest.param(lambda n: "no. " * n, id="no-dot-space", marks=FIXED_BY_OTHERS),
-    pytest.param(lambda n: "." * n, id="dots", marks=FIXED_BY_OTHERS),
+    pytest.param(lambda n: "no. " * n, id="no-dot-space"),
+    pytest.param(lambda n: "." * n, id="dots"),
     pytest.param(lambda n: "1" * n, id="digits"),
     pytest.param(lambda n: "a" * n, id="one-long-word"),
-    pytest.param(lambda n: "pancreas " * n, id="organ-words", marks=FIXED_BY_OTHERS),
-    pytest.param(lambda n: "no evidence of " * n, id="negation-cues", marks=FIXED_BY_OTHERS),
-    pytest.param(lambda n: "IgG4 " * n + "cells/hpf", id="stain-words", marks=FIXED_BY_OTHERS),
+    pytest.param(lambda n: "pancreas " * n, id="organ-words"),
+    pytest.param(lambda n: "no evidence of " * n, id="negation-cues"),
+    pytest.param(lambda n: "IgG4 " * n + "cells/hpf", id="stain-words"),
     pytest.param(lambda n: "(" * n, id="brackets"),
-    pytest.param(lambda n: "IMPRESSION: " * n, id="headers", marks=FIXED_BY_OTHERS),
-    pytest.param(lambda n: "- " * n, id="dashes", marks=FIXED_BY_OTHERS),
+    pytest.param(lambda n: "IMPRESSION: " * n, id="headers"),
+    pytest.param(lambda n: "- " * n, id="dashes"),
     pytest.param(lambda n: "1. " * n, id="numbered-list"),
 ]
 
@@ -105,7 +104,7 @@ def test_report_text_reader_is_linear(make: Callable[[int], str]) -> None:
 # -- lab reference-range text ----------------------------------------------------------------------------------
 
 RANGE_TEXTS: list[Any] = [
-    pytest.param(lambda n: "1" * n, id="digits", marks=FIXED_BY_OTHERS),
+    pytest.param(lambda n: "1" * n, id="digits"),
     pytest.param(lambda n: "1-" * n, id="digit-dash"),
     pytest.param(lambda n: "1." * n, id="digit-dot"),
     pytest.param(lambda n: "< " * n, id="less-than"),
@@ -177,12 +176,8 @@ def test_whole_hook_call_is_linear_in_hostile_record_text() -> None:
         text = "ulcerative igg4 (" * 20
         return hook_request("patient-view", conditions=[condition(text=text) for _ in range(n)])
 
-    def reset() -> None:
-        resources.clear_cache()
-        narrative.clear_cache()
-
     _check(
         lambda body: handle_hook(find_service("igg4rd-patient-view"), body, settings, today=EVALUATION_DATE),
         make,
-        reset,
+        narrative.clear_cache,
     )
