@@ -45,7 +45,7 @@ logger = logging.getLogger("cds_service.calls")
 
 # A hook call whose data all came in the body and whose body is at most this size runs on the event loop
 # (the published case is 33 kB and takes 1-15 ms); a larger one, or one that may fetch, runs in a thread.
-INLINE_BODY_BYTES = 512 * 1024
+INLINE_BODY_BYTES = 256 * 1024
 # Young-generation collection threshold (CPython's default is 700 allocations): a cold hook call allocates
 # some 10^5 objects, which at 700 ran a hundred collections per call.
 GC_GEN0_THRESHOLD = 20_000
@@ -142,6 +142,18 @@ def _public_url(request: Request, settings: Settings) -> str:
     return str(request.url.replace(query=None, fragment=None))
 
 
+def cors_origins(settings: Settings) -> list[str]:
+    """The browser origins allowed: as configured; in development mode any (``*``) when none are configured.
+
+    :raises ValueError: for ``*`` outside development mode (only configured origins may call from a browser).
+    """
+    if settings.dev_mode:
+        return settings.cors_origins or ["*"]
+    if "*" in settings.cors_origins:
+        raise ValueError("CORS origin '*' is allowed in development mode only: list the EHR's origins")
+    return settings.cors_origins
+
+
 def create_app(
     settings: Settings | None = None,
     fetcher: Fetcher | None = None,
@@ -172,13 +184,15 @@ def create_app(
         description="CDS Hooks 2.0: consider IgG4-related disease before presuming cholangiocarcinoma.",
         default_response_class=ORJSONResponse,
         redirect_slashes=False,
+        # The API document only in development mode: in production it would map the service for a prober.
         docs_url="/docs" if settings.dev_mode else None,
+        openapi_url="/openapi.json" if settings.dev_mode else None,
         redoc_url=None,
     )
     app.state.deps = deps
     app.add_middleware(
         OutcomeCORSMiddleware,
-        allow_origins=settings.cors_origins,
+        allow_origins=cors_origins(settings),
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type"],
         max_age=600,
@@ -231,7 +245,10 @@ def create_app(
         """Answer a hook call with ``{"cards": [...]}``."""
         started = time.perf_counter()
         service = find_service(service_id)
-        caller = deps.authenticate(request.headers.get("authorization"), _public_url(request, settings))
+        # In a worker thread: verifying may fetch a key set, which must never stall the event loop.
+        caller = await run_in_threadpool(
+            deps.authenticate, request.headers.get("authorization"), _public_url(request, settings)
+        )
         raw = await _read_bytes(request, settings.max_body_bytes)
         body = _parse_json(raw)
         run = partial(
@@ -250,7 +267,10 @@ def create_app(
         if outcome.cards:
             patient = f"Patient/{outcome.patient_id}" if outcome.patient_id else None
             cards = shown_cards(outcome.cards, outcome.assessment)
-            deps.recorder.submit(CardBatch(service_id, service.hook, outcome.hook_instance, patient, cards))
+            issuer = caller.iss if caller else None
+            deps.recorder.submit(
+                CardBatch(service_id, service.hook, outcome.hook_instance, patient, cards, issuer)
+            )
         logger.info(
             "hook call",
             extra={
@@ -272,9 +292,12 @@ def create_app(
     async def feedback(service_id: str, request: Request) -> Response:
         """Store CDS Hooks 2.0 feedback (accepted suggestions, overrides); resent items are stored once."""
         find_service(service_id)
-        deps.authenticate(request.headers.get("authorization"), _public_url(request, settings))
+        caller = await run_in_threadpool(
+            deps.authenticate, request.headers.get("authorization"), _public_url(request, settings)
+        )
         parsed = parse_feedback(await _read_body(request, settings.max_body_bytes))
-        stored = await run_in_threadpool(deps.record_feedback, service_id, parsed.feedback)
+        issuer = caller.iss if caller else None
+        stored = await run_in_threadpool(deps.record_feedback, service_id, parsed.feedback, issuer)
         logger.info("feedback", extra={"service": service_id, "items": len(parsed.feedback), "new": stored})
         return Response(status_code=200)
 
