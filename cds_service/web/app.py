@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from cds_service import __version__
 from cds_service.errors import (
@@ -92,6 +93,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     response = _outcome_response(exc.status_code, operation_outcome(exc.status_code, detail))
     response.headers.update(exc.headers or {})
     return response
+
+
+async def _client_gone(_request: Request, _exc: Exception) -> Response:
+    """The client closed the connection before its body arrived: no one to answer, and nothing went wrong."""
+    logger.info("client disconnected before its request body arrived")
+    return Response(status_code=400)
 
 
 class OutcomeCORSMiddleware(CORSMiddleware):
@@ -227,6 +234,7 @@ def create_app(
         return _outcome_response(exc.status_code, error_outcome(exc))
 
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> Response:
