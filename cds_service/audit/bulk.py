@@ -97,10 +97,14 @@ class BackendServices:
         self.token_url = endpoint
 
     def _key(self) -> RSAKey | ECKey:
-        key = import_key(self.private_key_pem)
-        if not isinstance(key, RSAKey | ECKey):
-            raise BulkExportError("the Backend Services key must be an RSA or EC private key")
-        return key
+        for kind in ("RSA", "EC"):
+            try:
+                key = import_key(self.private_key_pem, kind)
+            except (ValueError, TypeError):
+                continue
+            if isinstance(key, RSAKey | ECKey):
+                return key
+        raise BulkExportError("the Backend Services key must be an RSA or EC private key (PEM)")
 
     def assertion(self) -> str:
         """A fresh client assertion: iss = sub = client id, aud = token URL, exp in 5 minutes, random jti."""

@@ -138,8 +138,8 @@ def write_ndjson(folder: Path, patients: Iterator[list[dict[str, Any]]], gzip_fi
                 rtype = resource["resourceType"]
                 if rtype not in streams:
                     name = folder / (f"{rtype}.ndjson.gz" if gzip_files else f"{rtype}.ndjson")
-                    stream = gzip.open(name, "wt") if gzip_files else name.open("w")
-                    streams[rtype] = stack.enter_context(stream)
+                    opener = gzip.open if gzip_files else open
+                    streams[rtype] = stack.enter_context(opener(name, "wt"))
                 streams[rtype].write(json.dumps(resource, separators=(",", ":")) + "\n")
                 written += 1
     return written
