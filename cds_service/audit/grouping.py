@@ -3,7 +3,8 @@
 An external hash partition (a one-pass variant of an external sort): the first pass streams every line to
 one of ``k`` spill files chosen by a hash of its patient id, so all of a patient's lines land in the same
 file; the second pass loads one spill file at a time and groups it in a dictionary. Peak memory is one
-partition (``partition_bytes``, 64 MB by default), whatever the size of the export. The measurement that
+partition (``partition_bytes``, 16 MB of NDJSON by default), whatever the size of the export up to
+512 partitions (8 GB of NDJSON; beyond, partitions grow: raise ``--partition-mb``). The measurement that
 chose it over DuckDB is in ``benchmarks/audit_scale.py`` and the README.
 """
 
@@ -19,7 +20,9 @@ from typing import BinaryIO, Final
 
 from cds_service.audit.ndjson import iter_lines, parse_line, patient_of
 
-DEFAULT_PARTITION_BYTES: Final = 64 * 1024 * 1024
+DEFAULT_PARTITION_BYTES: Final = 16 * 1024 * 1024
+MAX_PARTITIONS: Final = 512
+"""Spill files open at once in the first pass (below the usual limit of 1024 open files)."""
 GZIP_EXPANSION: Final = 8
 """How many bytes of NDJSON one byte of gzip is assumed to hold when sizing partitions."""
 _FHIR_ID: Final = re.compile(rb"[A-Za-z0-9\-.]{1,64}")
@@ -45,7 +48,7 @@ def _partition_count(files: Iterable[Path], partition_bytes: int) -> int:
     for path in files:
         size = path.stat().st_size
         total += size * GZIP_EXPANSION if path.name.endswith(".gz") else size
-    return max(1, -(-total // partition_bytes))
+    return min(MAX_PARTITIONS, max(1, -(-total // partition_bytes)))
 
 
 class PatientGroups:
