@@ -3,34 +3,38 @@
 Shared by ``hook_latency.py``, ``fetch_latency.py`` and ``load_mixed.py`` (``benchmarks/`` is on
 ``sys.path`` when they run as scripts). A :class:`Server` runs ``<this python> -m uvicorn <app>`` with one
 worker, log level warning and no access log, from the checkout's root, on a free 127.0.0.1 port; its stderr
-goes to a file so a full pipe can never block it. :meth:`Server.stop` terminates, then kills.
+goes to a file so a full pipe can never block it. The start/wait/stop code is the tests' process kit
+(``tests/servers/process.py``): the process runs in its own session and :meth:`Server.stop` stops its group
+(SIGTERM, then SIGKILL).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import socket
 import subprocess
 import sys
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
+sys.path.insert(0, str(ROOT))  # the checkout's cds_service and tests/servers, whatever the working directory
+
+from tests.servers.process import (  # noqa: E402 - after the sys.path set-up
+    HOST,
+    ServerError,
+    free_port,
+    spawn,
+    stop_process,
+    wait_until_answers,
+)
+
+__all__ = ["HOST", "ROOT", "Server", "free_port", "percentile", "service_env"]
+
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 POLL_INTERVAL_S = 0.1
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def service_env(workdir: Path, log_level: str) -> dict[str, str]:
@@ -74,33 +78,22 @@ class Server:
         if self.app_dir is not None:
             cmd += ["--app-dir", str(self.app_dir)]
         self.stderr_path = self.workdir / (self.stderr_name or f"{self.name}-{self.port}.stderr")
-        with self.stderr_path.open("wb") as err:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=err)
+        self.proc = spawn(self.name, cmd, self.env, ROOT, self.stderr_path)
 
     def stderr_text(self) -> str:
-        """Everything the server wrote to stderr so far."""
+        """Everything the server wrote (stdout and stderr) so far."""
         if self.stderr_path is None or not self.stderr_path.exists():
             return ""
         return self.stderr_path.read_text(errors="replace")
 
     def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
-        """Poll ``ready_path`` until it answers 200; fail if the process dies or ``timeout_s`` passes."""
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout_s
-        with httpx.Client(timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise SystemExit(
-                        f"{self.name} exited with code {self.proc.returncode} before it was ready:\n"
-                        f"{self.stderr_text()[-3000:]}"
-                    )
-                try:
-                    if client.get(f"{self.base_url}{self.ready_path}").status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                time.sleep(POLL_INTERVAL_S)
-        raise SystemExit(f"{self.name} not ready after {timeout_s:.0f} s:\n{self.stderr_text()[-3000:]}")
+        """Poll ``ready_path`` until it answers 200; exit if the process dies or ``timeout_s`` passes."""
+        assert self.proc is not None and self.stderr_path is not None
+        url = f"{self.base_url}{self.ready_path}"
+        try:
+            wait_until_answers(self.name, self.proc, url, self.stderr_path, timeout_s, POLL_INTERVAL_S)
+        except ServerError as exc:
+            raise SystemExit(str(exc)) from None
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the server process has used so far (Linux ``/proc``; NaN elsewhere)."""
@@ -127,12 +120,15 @@ class Server:
         return process.memory_info().rss + sum(c.memory_info().rss for c in process.children(recursive=True))
 
     def stop(self) -> None:
-        """Terminate, then kill if it does not exit in time."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=STOP_TIMEOUT_S)
+        """Stop the server's process group: SIGTERM, then SIGKILL if it does not exit in time."""
+        if self.proc is not None:
+            stop_process(self.proc, STOP_TIMEOUT_S)
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile (``p`` in 0..100) of ``values``; NaN when there are none."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]

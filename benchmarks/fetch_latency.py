@@ -51,7 +51,7 @@ from urllib.parse import urljoin, urlsplit
 
 import hook_latency as hl
 import requests
-from _servers import HOST, Server, service_env
+from _servers import HOST, Server, percentile, service_env
 from requests.adapters import HTTPAdapter
 
 sys.path.insert(0, str(hl.ROOT / "tests"))  # servers.sekmet: sekmet-fhir start/stop shared with the tests
@@ -307,17 +307,17 @@ def report(path: PathResults) -> bool:
     print(f"{'query (on its own)':<22} {'runs':>9} {'entries':>7} {'':>8} {'p50 ms':>8} {'p90 ms':>8}")
     for key, values in path.times.items():
         ordered = sorted(values)
-        p50s[key] = hl.percentile(ordered, 50) * 1000
+        p50s[key] = percentile(ordered, 50) * 1000
         print(
             f"{key:<22} {len(ordered):>9} {path.entries.get(key, 0):>7} {'':>8} {p50s[key]:>8.2f} "
-            f"{hl.percentile(ordered, 90) * 1000:>8.2f}"
+            f"{percentile(ordered, 90) * 1000:>8.2f}"
         )
     slowest = max(p50s, key=p50s.__getitem__)
     print(
         f"slowest query: {slowest} p50 {p50s[slowest]:.2f} ms; sum of the query p50s "
         f"{sum(p50s.values()):.2f} ms"
     )
-    batch_p50 = hl.percentile(sorted(path.batches), 50) * 1000
+    batch_p50 = percentile(sorted(path.batches), 50) * 1000
     print(
         f"all {len(p50s)} queries at once from the client (thread pool, {len(path.batches)} runs): p50 "
         f"{batch_p50:.2f} ms = x{batch_p50 / p50s[slowest]:.2f} the slowest query, "

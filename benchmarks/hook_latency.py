@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from _servers import Server, service_env
+from _servers import Server, percentile, service_env
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the checkout's cds_service, whatever the working directory
@@ -136,14 +136,6 @@ def run_load(url: str, body: bytes | Callable[[], bytes], concurrency: int, dura
     for r in results:
         total.extend(Sample(r.latencies, r.errors))
     return total
-
-
-def percentile(sorted_values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile of already sorted values."""
-    if not sorted_values:
-        return math.nan
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
 
 
 def summarize(sample: Sample) -> dict[str, float]:

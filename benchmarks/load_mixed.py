@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from _servers import Server, service_env
+from _servers import Server, percentile, service_env
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -266,14 +266,6 @@ def run_load(
 
 
 # ------------------------------------------------------------------ the report
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return ordered[rank]
 
 
 def latency_line(name: str, results: Sequence[Result]) -> str:

@@ -45,8 +45,8 @@ from cds_service.hooks.cards import EXTENSION_KEY  # noqa: E402 - after the sys.
 from cds_service.hooks.discovery import SERVICES  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests"))  # the sekmet-fhir start/stop code shared with the tests (no pytest)
-from tests.servers import sekmet  # noqa: E402
-from tests.servers.sekmet import ServerError  # noqa: E402
+from tests.servers import process, sekmet  # noqa: E402
+from tests.servers.process import ServerError  # noqa: E402
 
 STARTUP_TIMEOUT_S: Final = 30.0
 CALL_TIMEOUT_S: Final = 30.0
@@ -82,12 +82,12 @@ class Started:
 
 def wait_until_up(started: Started, probe_url: str, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
     """Poll ``probe_url`` until it answers 200; raise :class:`DemoError` if the process dies or time runs out."""
-    sekmet.wait_until_answers(started.name, started.process, probe_url, started.log_path, timeout_s)
+    process.wait_until_answers(started.name, started.process, probe_url, started.log_path, timeout_s)
 
 
 def stop(started: Started) -> None:
     """Stop a started process group: SIGTERM, wait, then SIGKILL."""
-    sekmet.stop_process(started.process, STOP_GRACE_S)
+    process.stop_process(started.process, STOP_GRACE_S)
 
 
 def start_fhir(workdir: Path, started: list[Started]) -> Started:
@@ -108,8 +108,8 @@ def start_service(workdir: Path, started: list[Started]) -> Started:
 
     Appended to ``started`` as soon as it exists, like :func:`start_fhir`.
     """
-    port = sekmet.free_port()
-    env = sekmet.clean_env("IGG4_CDS_")
+    port = process.free_port()
+    env = process.clean_env("IGG4_CDS_")
     for passed_on in ("IGG4_CDS_HOOK_TIME_BUDGET_S", "IGG4_CDS_LOG_LEVEL"):
         if passed_on in os.environ:
             env[passed_on] = os.environ[passed_on]
@@ -130,7 +130,7 @@ def start_service(workdir: Path, started: list[Started]) -> Started:
         "warning",
     ]
     url = f"http://127.0.0.1:{port}"
-    server = Started("CDS service", sekmet.spawn("CDS service", argv, env, REPO, log_path), url, log_path)
+    server = Started("CDS service", process.spawn("CDS service", argv, env, REPO, log_path), url, log_path)
     started.append(server)
     wait_until_up(server, f"{url}/cds-services")
     return server
@@ -327,8 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_IGN)  # let the clean-up finish
-        for process in reversed(started):
-            stop(process)
+        for server in reversed(started):
+            stop(server)
         shutil.rmtree(workdir, ignore_errors=True)
     return 0 if matched == len(fixtures) else 1
 

@@ -30,245 +30,46 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import secrets
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Column,
-    Connection,
-    DateTime,
-    Dialect,
-    Engine,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-    and_,
-    create_engine,
-    event,
-    func,
-    insert,
-    select,
-)
+from sqlalchemy import Connection, Engine, Table, create_engine, event, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
-from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.types import TypeDecorator
 
-from cds_service.feedback.request import (
-    MAX_CODE_LENGTH,
-    MAX_DISPLAY_LENGTH,
-    MAX_ID_LENGTH,
-    MAX_SYSTEM_LENGTH,
-    FeedbackItem,
-    Outcome,
+from cds_service.feedback import reports
+from cds_service.feedback.keys import (
+    KEY_FILE_SUFFIX,
+    StoreConfigError,
+    key_bytes,
+    load_or_create_key_file,
+    read_key_file,
+    sqlite_in_memory,
+)
+from cds_service.feedback.reports import FeedbackRecord, ServiceRates
+from cds_service.feedback.request import MAX_ID_LENGTH, FeedbackItem
+from cds_service.feedback.schema import (
+    CLASSIFICATION_LENGTH,
+    INDICATOR_LENGTH,
+    NAME_LENGTH,
+    cards_shown,
+    feedback,
+    metadata,
 )
 
 log = logging.getLogger(__name__)
 
 CLASSIFICATION_EXTENSION: Final = "igg4rd-cds.classification"
 """The card ``extension`` key whose ``classification`` and ``total`` are recorded with each card."""
-KEY_FILE_SUFFIX: Final = ".hash-key"
-MIN_KEY_LENGTH: Final = 16
-_NAME_LENGTH: Final = 200
-
-
-class StoreConfigError(ValueError):
-    """The store cannot be opened as configured (e.g. no hash key for a server database)."""
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """An aware UTC ``datetime`` on every backend (SQLite keeps naive UTC text; PostgreSQL timestamptz)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        """Normalise to UTC; SQLite gets the naive UTC value."""
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        """Return an aware UTC value."""
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-metadata = MetaData()
-
-_Id = BigInteger().with_variant(Integer(), "sqlite")
-
-cards_shown = Table(
-    "cards_shown",
-    metadata,
-    Column("card_uuid", String(MAX_ID_LENGTH), primary_key=True),
-    Column("service_id", String(_NAME_LENGTH), nullable=False),
-    Column("hook", String(_NAME_LENGTH), nullable=False),
-    Column("hook_instance", String(_NAME_LENGTH), nullable=False),
-    Column("patient_hash", String(64), nullable=True, comment="HMAC-SHA256 of the patient reference"),
-    Column("patient_key_id", String(16), nullable=True, comment="which hash key made patient_hash"),
-    Column("indicator", String(32), nullable=True),
-    Column("classification", String(64), nullable=True),
-    Column("total", Integer, nullable=True),
-    Column("suggestion_ids", JSON, nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
-    Index("ix_cards_shown_service_created", "service_id", "created_at"),
-)
-
-feedback = Table(
-    "feedback",
-    metadata,
-    Column("id", _Id, primary_key=True, autoincrement=True),
-    Column("card_uuid", String(MAX_ID_LENGTH), nullable=False),
-    Column("service_id", String(_NAME_LENGTH), nullable=False),
-    Column("outcome", String(16), nullable=False),
-    Column("accepted_suggestion_ids", JSON, nullable=False),
-    Column("override_reason_system", String(MAX_SYSTEM_LENGTH), nullable=True),
-    Column("override_reason_code", String(MAX_CODE_LENGTH), nullable=True),
-    Column("override_reason_display", String(MAX_DISPLAY_LENGTH), nullable=True),
-    Column("user_comment", Text, nullable=True, comment="clinician free text: may hold patient data"),
-    Column("outcome_timestamp", UTCDateTime, nullable=False),
-    Column("received_at", UTCDateTime, nullable=False),
-    Column("content_digest", String(64), nullable=False, comment="keyed digest of the item's content"),
-    UniqueConstraint(
-        "service_id", "card_uuid", "outcome", "outcome_timestamp", "content_digest", name="uq_feedback_item"
-    ),
-    Index("ix_feedback_card", "card_uuid"),
-    Index("ix_feedback_service_outcome", "service_id", "outcome"),
-)
-
-
-@dataclass(frozen=True, slots=True)
-class ReasonCount:
-    """How often one coded override reason was given."""
-
-    system: str
-    code: str
-    display: str | None
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceRates:
-    """Feedback figures for one CDS service.
-
-    ``accepted`` and ``overridden`` count distinct shown cards with at least one such feedback item (a card
-    may count in both); the rates divide them by ``cards_shown`` and are ``None`` when no card was shown.
-    ``feedback_items`` counts stored items (duplicates are stored once), including
-    ``feedback_unknown_card`` items about cards this store never recorded. ``top_override_reasons``
-    counts every stored overridden item with a coded reason (most frequent first).
-    """
-
-    service_id: str
-    cards_shown: int
-    feedback_items: int
-    accepted: int
-    overridden: int
-    acceptance_rate: float | None
-    override_rate: float | None
-    overridden_without_reason: int
-    feedback_unknown_card: int
-    top_override_reasons: tuple[ReasonCount, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class FeedbackRecord:
-    """One stored feedback item joined to the card it is about (card fields ``None`` if unknown).
-
-    ``user_comment`` is ``None`` unless asked for: it may contain patient data, never log it.
-    """
-
-    id: int
-    service_id: str
-    card_uuid: str
-    outcome: str
-    accepted_suggestion_ids: tuple[str, ...]
-    override_reason_system: str | None
-    override_reason_code: str | None
-    override_reason_display: str | None
-    outcome_timestamp: datetime
-    received_at: datetime
-    card_known: bool
-    hook: str | None
-    indicator: str | None
-    classification: str | None
-    total: int | None
-    card_suggestion_ids: tuple[str, ...]
-    card_shown_at: datetime | None
-    user_comment: str | None = field(default=None, repr=False)
-
-
-def _key_bytes(key: object) -> bytes:
-    """The HMAC key from a setting value (``str``, ``bytes`` or pydantic ``SecretStr``/``SecretBytes``)."""
-    secret = getattr(key, "get_secret_value", None)
-    if callable(secret):
-        key = secret()
-    if isinstance(key, str):
-        key = key.strip().encode()
-    if not isinstance(key, bytes) or len(key) < MIN_KEY_LENGTH:
-        raise StoreConfigError(f"the feedback hash key must be at least {MIN_KEY_LENGTH} characters")
-    return key
-
-
-def key_file_for(url: str | URL) -> Path | None:
-    """Where the generated hash key of a SQLite file database is kept (``None`` for other databases)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or _sqlite_in_memory(parsed):
-        return None
-    assert parsed.database is not None
-    return Path(parsed.database + KEY_FILE_SUFFIX)
-
-
-def _sqlite_in_memory(url: URL) -> bool:
-    return url.database in (None, "", ":memory:") or "mode=memory" in (url.database or "")
-
-
-def _read_key_file(path: Path) -> bytes:
-    return _key_bytes(path.read_text(encoding="ascii"))
-
-
-def _load_or_create_key_file(path: Path) -> bytes:
-    """Read the key file, creating it (0600, atomically: the first writer wins) when absent."""
-    try:
-        return _read_key_file(path)
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(secrets.token_hex(32) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.link(tmp, path)
-            log.info("generated a feedback hash key in %s", path)
-        except FileExistsError:
-            pass
-    finally:
-        tmp.unlink(missing_ok=True)
-    return _read_key_file(path)
 
 
 def _clip(value: object, length: int) -> str | None:
@@ -295,13 +96,13 @@ def _card_row(
     ]
     return {
         "card_uuid": card_uuid,
-        "service_id": service_id[:_NAME_LENGTH],
-        "hook": hook[:_NAME_LENGTH],
-        "hook_instance": hook_instance[:_NAME_LENGTH],
+        "service_id": service_id[:NAME_LENGTH],
+        "hook": hook[:NAME_LENGTH],
+        "hook_instance": hook_instance[:NAME_LENGTH],
         "patient_hash": patient[0] if patient else None,
         "patient_key_id": patient[1] if patient else None,
-        "indicator": _clip(card.get("indicator"), 32),
-        "classification": _clip(classification, 64),
+        "indicator": _clip(card.get("indicator"), INDICATOR_LENGTH),
+        "classification": _clip(classification, CLASSIFICATION_LENGTH),
         "total": total if isinstance(total, int) and not isinstance(total, bool) else None,
         "suggestion_ids": suggestion_ids,
     }
@@ -347,10 +148,10 @@ class Store:
         parsed = make_url(url)
         options: dict[str, Any] = {"pool_pre_ping": True}
         serialise = False
-        key: bytes | None = None if hash_key is None else _key_bytes(hash_key)
+        key: bytes | None = None if hash_key is None else key_bytes(hash_key)
         if parsed.get_backend_name() == "sqlite":
             connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": 30}
-            if _sqlite_in_memory(parsed):
+            if sqlite_in_memory(parsed):
                 options["poolclass"] = StaticPool
                 serialise = True
                 key = key or secrets.token_bytes(32)
@@ -364,9 +165,9 @@ class Store:
                 key_path = Path(parsed.database + KEY_FILE_SUFFIX)
                 if key is None:
                     if create:
-                        key = _load_or_create_key_file(key_path)
+                        key = load_or_create_key_file(key_path)
                     elif key_path.exists():
-                        key = _read_key_file(key_path)
+                        key = read_key_file(key_path)
             options["connect_args"] = connect_args
         options.update(engine_options or {})
         engine = create_engine(parsed, **options)
@@ -514,7 +315,7 @@ class Store:
                 }
                 row = {
                     "card_uuid": item.card,
-                    "service_id": service_id[:_NAME_LENGTH],
+                    "service_id": service_id[:NAME_LENGTH],
                     "outcome": item.outcome.value,
                     "accepted_suggestion_ids": accepted,
                     "override_reason_system": reason.system if reason else None,
@@ -529,6 +330,12 @@ class Store:
         log.info("stored %d new of %d feedback items for service %s", new, len(items), service_id)
         return new
 
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """One connection for a short read (serialised for an in-memory database)."""
+        with self._lock, self._engine.connect() as conn:
+            yield conn
+
     def iter_feedback(
         self,
         *,
@@ -538,164 +345,19 @@ class Store:
         include_comments: bool = False,
         batch_size: int = 500,
     ) -> Iterator[FeedbackRecord]:
-        """Yield stored feedback in storage order, joined to the card shown.
-
-        Filters: ``service_id``; ``since`` (inclusive) and ``until`` (exclusive) on the outcome timestamp
-        (aware datetimes). ``user_comment`` is read only with ``include_comments=True`` (it may contain
-        patient data). Reads in batches of ``batch_size`` with no transaction held between batches.
-        """
-        columns = [
-            feedback.c.id,
-            feedback.c.service_id,
-            feedback.c.card_uuid,
-            feedback.c.outcome,
-            feedback.c.accepted_suggestion_ids,
-            feedback.c.override_reason_system,
-            feedback.c.override_reason_code,
-            feedback.c.override_reason_display,
-            feedback.c.outcome_timestamp,
-            feedback.c.received_at,
-            cards_shown.c.card_uuid.label("shown_uuid"),
-            cards_shown.c.hook,
-            cards_shown.c.indicator,
-            cards_shown.c.classification,
-            cards_shown.c.total,
-            cards_shown.c.suggestion_ids,
-            cards_shown.c.created_at,
-        ]
-        if include_comments:
-            columns.append(feedback.c.user_comment)
-        conditions: list[ColumnElement[bool]] = []
-        if service_id is not None:
-            conditions.append(feedback.c.service_id == service_id)
-        if since is not None:
-            conditions.append(feedback.c.outcome_timestamp >= since)
-        if until is not None:
-            conditions.append(feedback.c.outcome_timestamp < until)
-        joined = feedback.outerjoin(
-            cards_shown,
-            and_(
-                cards_shown.c.card_uuid == feedback.c.card_uuid,
-                cards_shown.c.service_id == feedback.c.service_id,
-            ),
+        """Yield stored feedback in storage order, joined to the card shown (see :func:`reports.iter_feedback`)."""
+        return reports.iter_feedback(
+            self._reading,
+            service_id=service_id,
+            since=since,
+            until=until,
+            include_comments=include_comments,
+            batch_size=batch_size,
         )
-        last_id = 0
-        while True:
-            query = (
-                select(*columns)
-                .select_from(joined)
-                .where(feedback.c.id > last_id, *conditions)
-                .order_by(feedback.c.id)
-                .limit(batch_size)
-            )
-            with self._lock, self._engine.connect() as conn:
-                rows = conn.execute(query).mappings().all()
-            for row in rows:
-                yield FeedbackRecord(
-                    id=row["id"],
-                    service_id=row["service_id"],
-                    card_uuid=row["card_uuid"],
-                    outcome=row["outcome"],
-                    accepted_suggestion_ids=tuple(row["accepted_suggestion_ids"] or ()),
-                    override_reason_system=row["override_reason_system"],
-                    override_reason_code=row["override_reason_code"],
-                    override_reason_display=row["override_reason_display"],
-                    outcome_timestamp=row["outcome_timestamp"],
-                    received_at=row["received_at"],
-                    card_known=row["shown_uuid"] is not None,
-                    hook=row["hook"],
-                    indicator=row["indicator"],
-                    classification=row["classification"],
-                    total=row["total"],
-                    card_suggestion_ids=tuple(row["suggestion_ids"] or ()),
-                    card_shown_at=row["created_at"],
-                    user_comment=row["user_comment"] if include_comments else None,
-                )
-            if len(rows) < batch_size:
-                return
-            last_id = rows[-1]["id"]
 
     def rates_by_service(self, *, top_reasons: int = 5) -> list[ServiceRates]:
         """Acceptance and override figures per service, sorted by service id (see :class:`ServiceRates`)."""
-        known = and_(
-            cards_shown.c.card_uuid == feedback.c.card_uuid, cards_shown.c.service_id == feedback.c.service_id
-        )
-        with self._lock, self._engine.connect() as conn:
-            shown: dict[str, int] = dict(
-                conn.execute(
-                    select(cards_shown.c.service_id, func.count()).group_by(cards_shown.c.service_id)
-                ).all()
-            )
-            items: dict[str, int] = dict(
-                conn.execute(
-                    select(feedback.c.service_id, func.count()).group_by(feedback.c.service_id)
-                ).all()
-            )
-            by_outcome = conn.execute(
-                select(feedback.c.service_id, feedback.c.outcome, func.count(feedback.c.card_uuid.distinct()))
-                .select_from(feedback.join(cards_shown, known))
-                .group_by(feedback.c.service_id, feedback.c.outcome)
-            )
-            outcome_counts: dict[tuple[str, str], int] = {(s, o): n for s, o, n in by_outcome}
-            unknown: dict[str, int] = dict(
-                conn.execute(
-                    select(feedback.c.service_id, func.count())
-                    .select_from(feedback.outerjoin(cards_shown, known))
-                    .where(cards_shown.c.card_uuid.is_(None))
-                    .group_by(feedback.c.service_id)
-                ).all()
-            )
-            no_reason: dict[str, int] = dict(
-                conn.execute(
-                    select(feedback.c.service_id, func.count())
-                    .where(
-                        feedback.c.outcome == Outcome.OVERRIDDEN.value,
-                        feedback.c.override_reason_code.is_(None),
-                    )
-                    .group_by(feedback.c.service_id)
-                ).all()
-            )
-            reason_rows = conn.execute(
-                select(
-                    feedback.c.service_id,
-                    feedback.c.override_reason_system,
-                    feedback.c.override_reason_code,
-                    func.max(feedback.c.override_reason_display),
-                    func.count(),
-                )
-                .where(
-                    feedback.c.outcome == Outcome.OVERRIDDEN.value,
-                    feedback.c.override_reason_code.is_not(None),
-                )
-                .group_by(
-                    feedback.c.service_id, feedback.c.override_reason_system, feedback.c.override_reason_code
-                )
-            )
-            reasons: dict[str, list[ReasonCount]] = {}
-            for service, system, code, display, count in reason_rows:
-                reasons.setdefault(service, []).append(ReasonCount(system or "", code or "", display, count))
-
-        result = []
-        for service in sorted(set(shown) | set(items)):
-            n_shown = shown.get(service, 0)
-            accepted = outcome_counts.get((service, Outcome.ACCEPTED.value), 0)
-            overridden = outcome_counts.get((service, Outcome.OVERRIDDEN.value), 0)
-            top = sorted(reasons.get(service, []), key=lambda r: (-r.count, r.system, r.code))[:top_reasons]
-            result.append(
-                ServiceRates(
-                    service_id=service,
-                    cards_shown=n_shown,
-                    feedback_items=items.get(service, 0),
-                    accepted=accepted,
-                    overridden=overridden,
-                    acceptance_rate=accepted / n_shown if n_shown else None,
-                    override_rate=overridden / n_shown if n_shown else None,
-                    overridden_without_reason=no_reason.get(service, 0),
-                    feedback_unknown_card=unknown.get(service, 0),
-                    top_override_reasons=tuple(top),
-                )
-            )
-        return result
+        return reports.rates_by_service(self._reading, top_reasons=top_reasons)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

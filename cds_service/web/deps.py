@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import SQLAlchemyError
 
 from cds_service.errors import AuthenticationError, StorageUnavailableError
+from cds_service.feedback.keys import StoreConfigError
 from cds_service.feedback.recorder import CardRecorder
 from cds_service.feedback.request import FeedbackItem
-from cds_service.feedback.store import Store, StoreConfigError
+from cds_service.feedback.store import Store
 from cds_service.hooks.handler import Fetcher
 from cds_service.settings import Settings
 from cds_service.trust.authenticator import Authenticator, Caller, build_authenticator

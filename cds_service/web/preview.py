@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from html import escape
+from importlib.resources import files
 from typing import Any, Final
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -59,75 +60,8 @@ _EXAMPLE_HINT: Final = (
     "(a fixture's request.json works as is)"
 )
 
-_STYLE: Final = """
-*{box-sizing:border-box}
-body{margin:0;background:#eef1f4;color:#1b1f24;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,
-"Helvetica Neue",Arial,sans-serif}
-header.bar{background:#24313f;color:#fff;padding:10px 24px;display:flex;gap:16px;align-items:baseline;
-flex-wrap:wrap}
-header.bar a{color:#cfe3ff}
-header.bar .dev{background:#ffd54f;color:#3b2a00;font-size:12px;font-weight:700;padding:2px 8px;
-border-radius:10px;text-transform:uppercase;letter-spacing:.04em}
-main{max-width:1040px;margin:0 auto;padding:20px 24px 48px}
-h1{font-size:22px;margin:0 0 4px}
-.meta{color:#4a5663;margin:0 0 16px;font-size:14px}
-.meta code{background:#dde3ea;padding:1px 5px;border-radius:4px}
-.check{display:inline-block;font-size:13px;font-weight:600;padding:2px 10px;border-radius:10px;margin-left:6px}
-.check.ok{background:#d7f0dc;color:#125c27}.check.bad{background:#fbd9d6;color:#8a1c13}
-.card{display:flex;background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.18);margin:0 0 20px;
-overflow:hidden}
-.card .band{flex:0 0 10px}
-.card .body{flex:1;padding:16px 22px 18px;min-width:0}
-.card .top{display:flex;gap:12px;align-items:flex-start;margin:-16px -22px 0;padding:14px 22px}
-.badge{flex:0 0 auto;font-size:12px;font-weight:700;text-transform:uppercase;letter-spacing:.05em;
-padding:3px 10px;border-radius:4px;margin-top:3px}
-.summary{font-size:20px;font-weight:700;line-height:1.3;margin:0}
-.detail{margin-top:14px;font-size:15px}
-.detail p{margin:8px 0}
-.detail p:first-child{font-size:16px;background:#f4f6f8;border-left:4px solid #8a97a6;padding:8px 12px;
-margin-top:0}
-.detail ul{margin:4px 0 10px;padding-left:22px}
-.detail li{margin:2px 0}
-.detail table{border-collapse:collapse;width:100%;margin:10px 0 14px;font-size:14px}
-.detail th{background:#24313f;color:#fff;text-align:left;padding:6px 10px;font-weight:600}
-.detail td{padding:6px 10px;border-bottom:1px solid #dfe4ea;vertical-align:top}
-.detail tr:nth-child(even) td{background:#f7f9fb}
-.detail td:nth-child(1){font-weight:600;white-space:nowrap}
-.detail td:nth-child(2){white-space:nowrap;font-variant-numeric:tabular-nums}
-.detail tr:last-child td{border-top:2px solid #24313f;background:#eef3f8}
-.detail code{background:#eef1f4;padding:0 4px;border-radius:3px}
-.source{font-size:13px;color:#4a5663;margin:10px 0 0}
-.actions{display:flex;flex-wrap:wrap;gap:10px;align-items:center;margin-top:14px;padding-top:12px;
-border-top:1px solid #dfe4ea}
-.actions button{font:inherit;font-size:14px;padding:7px 14px;border-radius:6px;cursor:not-allowed}
-.actions button.suggest{background:#1f6fb2;color:#fff;border:1px solid #1a5d95;font-weight:600}
-.actions button.dismiss{background:#fff;color:#24313f;border:1px solid #8a97a6}
-.actions select{font:inherit;font-size:14px;padding:6px 8px;border-radius:6px;border:1px solid #8a97a6;
-max-width:100%}
-.actions label{font-size:13px;color:#4a5663}
-.actions .override{display:inline-flex;gap:8px;align-items:center;margin-left:auto}
-.actions .override select{width:260px}
-.nocard{background:#fff;border-radius:8px;padding:18px 22px;box-shadow:0 1px 3px rgba(0,0,0,.18);
-color:#4a5663}
-.error{background:#fff4f2;border:1px solid #e2a59e;border-radius:8px;padding:14px 20px;color:#6b1a12}
-details{margin-top:18px}
-details pre{background:#1b1f24;color:#e6edf3;padding:12px;border-radius:6px;overflow:auto;font-size:12px;
-max-height:480px}
-table.fixtures{border-collapse:collapse;width:100%;background:#fff;border-radius:8px;overflow:hidden;
-box-shadow:0 1px 3px rgba(0,0,0,.18);font-size:14px}
-table.fixtures th{background:#24313f;color:#fff;text-align:left;padding:8px 12px}
-table.fixtures td{padding:8px 12px;border-bottom:1px solid #dfe4ea;vertical-align:top}
-table.fixtures td.name,table.fixtures td.nowrap{white-space:nowrap}
-.pill{display:inline-block;font-size:12px;font-weight:700;padding:1px 8px;border-radius:10px;
-text-transform:uppercase}
-.pill.none{background:#dde3ea;color:#4a5663}
-form.paste textarea{width:100%;min-height:200px;font:13px/1.4 ui-monospace,Menlo,Consolas,monospace;
-padding:10px;border:1px solid #8a97a6;border-radius:6px}
-form.paste .row{display:flex;gap:12px;align-items:center;margin-top:8px;flex-wrap:wrap}
-form.paste button{font:inherit;padding:7px 16px;border-radius:6px;background:#1f6fb2;color:#fff;
-border:1px solid #1a5d95;font-weight:600}
-h2{font-size:18px;margin:28px 0 10px}
-"""
+_STYLE: Final = "\n" + files("cds_service.web").joinpath("preview.css").read_text(encoding="utf-8")
+"""The page's style sheet (``preview.css``, package data), inlined in each page's ``<style>``."""
 
 
 @dataclass(frozen=True)

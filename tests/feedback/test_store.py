@@ -12,15 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
+from cds_service.feedback.keys import KEY_FILE_SUFFIX, StoreConfigError
+from cds_service.feedback.reports import ReasonCount
 from cds_service.feedback.request import FeedbackItem, parse_feedback
-from cds_service.feedback.store import (
-    KEY_FILE_SUFFIX,
-    ReasonCount,
-    Store,
-    StoreConfigError,
-    cards_shown,
-    feedback,
-)
+from cds_service.feedback.schema import cards_shown, feedback
+from cds_service.feedback.store import Store
 from tests.servers import postgres as _postgres
 
 PostgresServer = _postgres.PostgresServer

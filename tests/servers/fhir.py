@@ -13,7 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.servers.sekmet import FhirServer, free_port, sekmet_executable, server_venv, start
+from tests.servers.process import free_port
+from tests.servers.sekmet import FhirServer, sekmet_executable, server_venv, start
 
 __all__ = ["FhirServer", "fhir_server_fixture", "free_port", "server_venv"]
 

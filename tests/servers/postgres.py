@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers.process import free_port
+
 SUPERUSER = "postgres"
 RUN_AS_WHEN_ROOT = "postgres"
 
@@ -47,13 +49,6 @@ def find_bin_dir() -> Path | None:
     if on_path and shutil.which("pg_ctl"):
         return Path(on_path).resolve().parent
     return None
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,13 +12,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.servers.process import free_port
+
 REDIS_BINARY = "redis-server"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -28,7 +23,7 @@ def running_redis(workdir: Path) -> Iterator[str]:
     binary = shutil.which(REDIS_BINARY)
     if binary is None:
         pytest.skip("redis-server not installed (Debian: apt-get install -y redis-server)")
-    port = _free_port()
+    port = free_port()
     args = [
         binary,
         "--port",
