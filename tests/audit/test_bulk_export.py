@@ -20,7 +20,7 @@ import requests
 from cds_service.cli import main
 from tests.audit.cards import EVALUATION_DATE, mismatches
 from tests.audit.population import fixture_ids, generate, transaction_bundles
-from tests.servers import sekmet
+from tests.servers import process, sekmet
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,7 @@ def _run_sekmet(workdir: Path, *args: str) -> str:
     done = subprocess.run(
         [str(sekmet.sekmet_executable()), *args],
         cwd=workdir,
-        env=sekmet.clean_env("IGG4_CDS_"),
+        env=process.clean_env("IGG4_CDS_"),
         capture_output=True,
         text=True,
         timeout=120,
@@ -69,8 +69,8 @@ def bulk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BulkServer
     key = workdir / "keys" / "audit.pem"
     _run_sekmet(workdir, "keys", "generate", "--out", str(key))
     jwks = json.loads(key.with_suffix(".jwks.json").read_text())
-    port = sekmet.free_port()
-    base_url = f"http://{sekmet.HOST}:{port}/fhir"
+    port = process.free_port()
+    base_url = f"http://{process.HOST}:{port}/fhir"
     (workdir / "data").mkdir()
     config = workdir / "settings.yaml"
     config.write_text(_settings(base_url, port, workdir / "data", jwks))
@@ -81,13 +81,13 @@ def bulk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BulkServer
         "--config",
         str(config),
         "--host",
-        sekmet.HOST,
+        process.HOST,
         "--port",
         str(port),
     ]
-    process = sekmet.spawn("sekmet-fhir", argv, sekmet.clean_env("IGG4_CDS_"), workdir, log)
+    server = process.spawn("sekmet-fhir", argv, process.clean_env("IGG4_CDS_"), workdir, log)
     try:
-        sekmet.wait_until_answers("sekmet-fhir", process, f"{base_url}/metadata", log)
+        process.wait_until_answers("sekmet-fhir", server, f"{base_url}/metadata", log)
         headers = {"Authorization": f"Bearer {LOADER_TOKEN}", "Content-Type": "application/fhir+json"}
         for bundle in transaction_bundles(generate(POPULATION), per_bundle=20):
             response = requests.post(base_url, json=bundle, headers=headers, timeout=120)
@@ -103,7 +103,7 @@ def bulk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BulkServer
         _run_sekmet(workdir, "seed", "--count", str(SEEDED), "--no-admit", "--config", str(config))
         yield BulkServer(base_url, key, workdir)
     finally:
-        sekmet.stop_process(process)
+        process.stop_process(server)
 
 
 def _rows(out: Path) -> list[dict[str, str]]:
