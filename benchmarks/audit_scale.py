@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -61,8 +60,13 @@ def measure(argv: list[str]) -> dict[str, float]:
     out, err = process.communicate()
     if process.returncode != 0:
         raise SystemExit(f"{argv[:4]} failed ({process.returncode}):\n{err.decode()[-2000:]}")
-    return {"seconds": seconds, "peak_mb": peak_one / 2**20, "tree_mb": peak_tree / 2**20,
-            "stdout": out.decode(), "stderr": err.decode()}
+    return {
+        "seconds": seconds,
+        "peak_mb": peak_one / 2**20,
+        "tree_mb": peak_tree / 2**20,
+        "stdout": out.decode(),
+        "stderr": err.decode(),
+    }
 
 
 def make_population(size: int, folder: Path) -> int:
@@ -123,8 +127,19 @@ def group_duckdb(folder: Path) -> None:
 
 
 def audit_argv(folder: Path, out: Path, workers: int) -> list[str]:
-    return [str(ROOT / ".venv" / "bin" / "igg4-cds"), "audit", "--ndjson", str(folder), "--out", str(out),
-            "--workers", str(workers), "--no-progress", "--today", "2026-11-25"]
+    return [
+        str(ROOT / ".venv" / "bin" / "igg4-cds"),
+        "audit",
+        "--ndjson",
+        str(folder),
+        "--out",
+        str(out),
+        "--workers",
+        str(workers),
+        "--no-progress",
+        "--today",
+        "2026-11-25",
+    ]
 
 
 def main() -> None:
@@ -153,34 +168,41 @@ def main() -> None:
                     argv = [sys.executable, __file__, "--engine", engine, "--folder", str(folder)]
                     groupings[engine, size] = measure(argv)
                     g = groupings[engine, size]
-                    print(f"  grouping {engine:9s}: {g['seconds']:6.2f} s, peak {g['peak_mb']:6.1f} MB "
-                          f"{g['stdout'].strip()}", flush=True)
+                    print(
+                        f"  grouping {engine:9s}: {g['seconds']:6.2f} s, peak {g['peak_mb']:6.1f} MB "
+                        f"{g['stdout'].strip()}",
+                        flush=True,
+                    )
             if args.grouping_only:
                 continue
             result = measure(audit_argv(folder, work / f"out-{size}", args.workers))
             audits[size] = result
             rate = size / result["seconds"] / args.workers
-            print(f"  audit, {args.workers} worker(s): {result['seconds']:6.1f} s, {rate:5.1f} patients/s per core, "
-                  f"peak RSS {result['peak_mb']:.0f} MB (largest process), {result['tree_mb']:.0f} MB (tree)",
-                  flush=True)
+            print(
+                f"  audit, {args.workers} worker(s): {result['seconds']:6.1f} s, {rate:5.1f} patients/s per core, "
+                f"peak RSS {result['peak_mb']:.0f} MB (largest process), {result['tree_mb']:.0f} MB (tree)",
+                flush=True,
+            )
             shutil.rmtree(folder)
         sizes = sorted(audits)
         if sizes and sizes[0] <= 100 and len(sizes) >= 2:
             base = sizes[0]
-            print(f"\nfixed cost (start-up, imports, report): {audits[base]['seconds']:.1f} s with {base} patients")
+            print(
+                f"\nfixed cost (start-up, imports, report): {audits[base]['seconds']:.1f} s with {base} patients"
+            )
             for size in sizes[1:]:
                 marginal = (size - base) / (audits[size]["seconds"] - audits[base]["seconds"]) / args.workers
                 print(f"  {size}: {marginal:.1f} patients/s per core beyond the fixed cost")
             sizes = sizes[1:]
         if len(sizes) >= 2:
             small, large = sizes[0], sizes[-1]
-            print(f"\n{large}/{small} patients: time x{audits[large]['seconds'] / audits[small]['seconds']:.1f} "
-                  f"(linear: x{large / small:.0f}), peak RSS x{audits[large]['peak_mb'] / audits[small]['peak_mb']:.2f} "
-                  "(flat: x1)")
+            print(
+                f"\n{large}/{small} patients: time x{audits[large]['seconds'] / audits[small]['seconds']:.1f} "
+                f"(linear: x{large / small:.0f}), peak RSS x{audits[large]['peak_mb'] / audits[small]['peak_mb']:.2f} "
+                "(flat: x1)"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if os.environ.get("CI"):
-        return
 
 
 if __name__ == "__main__":

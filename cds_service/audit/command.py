@@ -61,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="progress bar (default: when stderr is a terminal)",
     )
-    parser.add_argument("--partition-mb", type=int, default=16, help="NDJSON megabytes per grouping partition")
+    parser.add_argument(
+        "--partition-mb", type=int, default=16, help="NDJSON megabytes per grouping partition"
+    )
     parser.add_argument("--today", type=date.fromisoformat, help=argparse.SUPPRESS)
     server = parser.add_argument_group("FHIR server ($export)")
     server.add_argument("--group", help="export Group/ID only")

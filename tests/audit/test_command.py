@@ -36,7 +36,7 @@ def _audit(export_dir, out, *extra):
 @pytest.fixture(scope="module")
 def as_of_run(export_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("audit-as-of")
-    _audit(export_dir, out, "--keep-ids", "--as-of", EVALUATION_DATE, "--workers", "2")
+    _audit(export_dir, out, "--keep-ids", "--as-of", EVALUATION_DATE, "--workers", "2", "--progress")
     return out
 
 
