@@ -151,19 +151,27 @@ def plot_scores(summary: Summary) -> str:
         top = max(*summary.scores, THRESHOLD + 5)
         ax.hist(summary.scores, bins=range(0, top + 2), color="#718096", align="left")
         ax.axvline(THRESHOLD - 0.5, color="#c53030", linestyle="--", label=f"threshold {THRESHOLD}")
-        marked = [f for f in summary.fixtures if f["total"] is not None and f["presumed"]]
-        for n, fixture in enumerate(sorted(marked, key=lambda f: str(f["fixture"]))):
-            ax.plot(fixture["total"], -0.6 - 0.35 * (n % 4), marker="v", color="#2f855a", clip_on=False)
+        by_total: dict[int, list[str]] = {}
+        for fixture in summary.fixtures:
+            if fixture["total"] is not None and fixture["presumed"]:
+                by_total.setdefault(fixture["total"], []).append(str(fixture["fixture"])[:2])
+        heights = Counter(summary.scores)
+        for total, labels in sorted(by_total.items()):
+            ax.plot(total, heights[total], marker="v", color="#2f855a", markersize=7)
             ax.annotate(
-                str(fixture["fixture"])[:2],
-                (fixture["total"], -0.6 - 0.35 * (n % 4)),
+                " " + ",".join(sorted(labels)),
+                (total, heights[total]),
                 textcoords="offset points",
-                xytext=(4, -3),
-                fontsize=6,
+                xytext=(0, 6),
+                rotation=90,
+                fontsize=7,
                 color="#2f855a",
+                ha="center",
+                va="bottom",
             )
-        if marked:
-            ax.plot([], [], "v", color="#2f855a", label="fixture patients")
+        if by_total:
+            ax.plot([], [], "v", color="#2f855a", label="fixture patients (numbers)")
+            ax.set_ylim(top=max(heights.values()) * 1.6 + 1)
         ax.legend(frameon=False)
         ax.set_xlabel("total points")
         ax.set_ylabel("patients")
