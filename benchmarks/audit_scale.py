@@ -12,8 +12,8 @@ tree, and the tree's sum, sampled every 50 ms with psutil) are recorded. Linear 
 
 The grouping comparison runs each engine alone (no evaluation) in a fresh process over the same files:
 ``partition`` (``cds_service/audit/grouping.py``) against DuckDB reading the NDJSON with
-``read_json_objects`` and streaming ``ORDER BY patient`` with ``fetchmany`` (``memory_limit`` 256 MB,
-spilling to a temporary directory). DuckDB is only needed here: ``pip install -e '.[bench]'``.
+``read_json_objects`` and streaming ``ORDER BY patient`` with ``fetchmany`` (``memory_limit`` 256 MB by
+default, ``--duckdb-memory-mb``; spilling to a temporary directory). DuckDB is only needed here: ``pip install -e '.[bench]'``.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ ORDER BY patient
 """
 
 
-def group_duckdb(folder: Path) -> None:
+def group_duckdb(folder: Path, memory_mb: int = 256) -> None:
     """Grouping alone with DuckDB: ORDER BY patient, streamed in chunks, consecutive lines grouped."""
     import duckdb
 
@@ -105,7 +105,7 @@ def group_duckdb(folder: Path) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         con = duckdb.connect()
-        con.execute("SET memory_limit = '256MB'")
+        con.execute(f"SET memory_limit = '{memory_mb}MB'")
         con.execute(f"SET temp_directory = '{tmp}'")
         con.execute("SET preserve_insertion_order = false")
         cursor = con.execute(DUCKDB_QUERY, [[str(p) for p in ndjson_files(folder)]])
@@ -148,11 +148,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--grouping-only", action="store_true")
     parser.add_argument("--no-grouping", action="store_true", help="skip the DuckDB comparison")
+    parser.add_argument("--duckdb-memory-mb", type=int, default=256, help="DuckDB's memory_limit")
     parser.add_argument("--engine", choices=["partition", "duckdb"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.engine:
-        (group_partition if args.engine == "partition" else group_duckdb)(args.folder)
+        if args.engine == "partition":
+            group_partition(args.folder)
+        else:
+            group_duckdb(args.folder, args.duckdb_memory_mb)
         return
     work = Path(tempfile.mkdtemp(prefix="audit-scale-"))
     try:
@@ -166,6 +170,7 @@ def main() -> None:
             if not args.no_grouping:
                 for engine in ("partition", "duckdb"):
                     argv = [sys.executable, __file__, "--engine", engine, "--folder", str(folder)]
+                    argv += ["--duckdb-memory-mb", str(args.duckdb_memory_mb)]
                     groupings[engine, size] = measure(argv)
                     g = groupings[engine, size]
                     print(
