@@ -116,13 +116,15 @@ def report(
     status: str = "final",
     when: str = "2026-10-02",
     study: str = "CT abdomen and pelvis with contrast",
+    category: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    category = "LP29684-5" if kind == "imaging" else "LP7839-6"
+    """A DiagnosticReport; ``category`` (system, code) overrides the US Core category that ``kind`` picks."""
+    system, code = category or (LOINC, "LP29684-5" if kind == "imaging" else "LP7839-6")
     rep: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
         "id": _id("rep"),
         "status": status,
-        "category": [{"coding": [{"system": LOINC, "code": category}]}],
+        "category": [{"coding": [{"system": system, "code": code}]}],
         "code": {"text": study},
         "subject": {"reference": "Patient/p1"},
         "effectiveDateTime": when,

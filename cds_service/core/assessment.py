@@ -89,8 +89,11 @@ def read_evidence(
     evidence.labs, evidence.unit_errors = extract_labs(
         observations, window_start(today, config.lookback_years), config.default_igg4_uln
     )
+    since = window_start(today, config.lookback_years)
     evidence.conditions = extract_conditions(parse_resources(data.get("conditions"), "Condition", skipped))
-    evidence.reports = extract_reports(parse_resources(data.get("reports"), "DiagnosticReport", skipped))
+    evidence.reports = extract_reports(
+        parse_resources(data.get("reports"), "DiagnosticReport", skipped), since=since
+    )
     medications = parse_resources(data.get("medicationRequests"), "MedicationRequest", skipped)
     medications += parse_resources(data.get("medicationStatements"), "MedicationStatement", skipped)
     evidence.medications = extract_medications(medications)
@@ -114,7 +117,10 @@ def assess(hook: str, orders: DraftOrders, evidence: PatientEvidence) -> Assessm
     cca_refs = frozenset(
         c.reference for c in evidence.conditions if c.kind is ConditionKind.CHOLANGIOCARCINOMA
     )
-    facts = [classify_order(r, cca_refs) for r in orders.resources]
+    stricture_refs = frozenset(
+        c.reference for c in evidence.conditions if c.kind is ConditionKind.BILIARY_STRICTURE
+    )
+    facts = [classify_order(r, cca_refs, stricture_refs) for r in orders.resources]
     found = presumption(evidence, facts)
     acting = acting_orders(facts)
     if not found.present or (hook in ORDER_HOOKS and not acting):

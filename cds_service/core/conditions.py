@@ -17,6 +17,9 @@ _SNOMED: Final[dict[str, ConditionKind]] = {
     "312104005": ConditionKind.CHOLANGIOCARCINOMA,
     "64766004": ConditionKind.ULCERATIVE_COLITIS,
     "34000006": ConditionKind.CROHNS_DISEASE,
+    # Biliary stricture (disorder), as the CDS Hooks sandbox codes it (shared/reference sandbox capture
+    # pama-hepatobiliary-imaging-for-biliary-stricture.json); the SNOMED counterpart of ICD-10-CM K83.1 here.
+    "235921003": ConditionKind.BILIARY_STRICTURE,
 }
 
 _ICD10_EXACT: Final[dict[str, ConditionKind]] = {
@@ -27,6 +30,7 @@ _ICD10_EXACT: Final[dict[str, ConditionKind]] = {
     "C24.9": ConditionKind.CHOLANGIOCARCINOMA,
     "D89.84": ConditionKind.IGG4_RD,
     "D47.Z2": ConditionKind.CASTLEMAN,
+    "K83.1": ConditionKind.BILIARY_STRICTURE,
 }
 # ICD-10-CM categories matched with every subcode (M45.0-M45.9, M45.A*, K50.*, K51.*).
 _ICD10_PREFIX: Final[tuple[tuple[str, ConditionKind], ...]] = (
@@ -53,6 +57,12 @@ _TEXT: Final[tuple[tuple[re.Pattern[str], ConditionKind], ...]] = (
     ),
     (re.compile(r"\bcrohn", re.I), ConditionKind.CROHNS_DISEASE),
     (re.compile(r"\bmulticentric castleman", re.I), ConditionKind.CASTLEMAN),
+    (
+        re.compile(
+            r"\b(?:biliary|bile duct|hilar|cbd|common hepatic duct)\s+(?:\w+\s+){0,2}?stricture", re.I
+        ),
+        ConditionKind.BILIARY_STRICTURE,
+    ),
 )
 
 

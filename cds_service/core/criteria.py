@@ -369,29 +369,30 @@ def _retroperitoneum(reports: list[ReportFacts]) -> DomainScore:
 # Entry and the whole evaluation
 
 
-def _entry(evidence: PatientEvidence, presumed_cca: bool) -> Entry:
-    involved = any(f.affirmed for _r, f in findings_of(evidence.reports, ENTRY_CONCEPTS))
+def _entry(reports: list[ReportFacts], presumed_cca: bool) -> Entry:
+    involved = any(f.affirmed for _r, f in findings_of(reports, ENTRY_CONCEPTS))
     if involved or presumed_cca:
         return Entry.MET
-    return Entry.NOT_MET if evidence.reports else Entry.UNKNOWN
+    return Entry.NOT_MET if reports else Entry.UNKNOWN
 
 
 def evaluate(evidence: PatientEvidence, presumed_cca: bool) -> CriteriaResult:
     """Score the criteria for one patient. ``presumed_cca`` is a bile duct lesion managed as CCA."""
     summary = igg4_summary(evidence)
-    histo, stain = _pathology_domains(evidence.reports)
+    reports = evidence.recent_reports  # reports older than the lookback give no points and no exclusion
+    histo, stain = _pathology_domains(reports)
     scores = [
         histo,
         stain,
         _serum_igg4(summary),
-        _glands(evidence.reports),
-        _chest(evidence.reports),
-        _pancreas_biliary(evidence.reports),
-        _kidney(evidence, evidence.reports),
-        _retroperitoneum(evidence.reports),
+        _glands(reports),
+        _chest(reports),
+        _pancreas_biliary(reports),
+        _kidney(evidence, reports),
+        _retroperitoneum(reports),
     ]
     return CriteriaResult(
-        entry=_entry(evidence, presumed_cca),
+        entry=_entry(reports, presumed_cca),
         domains={s.domain: s for s in scores},
         exclusions=assess_exclusions(
             evidence, presumed_cca, tissue_explains=histo.points > 0 or stain.points > 0

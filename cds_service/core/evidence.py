@@ -13,6 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from cds_service.core.findings import Concept, TextFinding
+from cds_service.core.tissue import Site
 from cds_service.errors import SkippedResources
 
 
@@ -75,6 +76,8 @@ class ConditionKind(StrEnum):
     ULCERATIVE_COLITIS = "ulcerative-colitis"
     CROHNS_DISEASE = "crohns-disease"
     CASTLEMAN = "castleman"
+    BILIARY_STRICTURE = "biliary-stricture"
+    """A biliary stricture (K83.1 or SNOMED 235921003): a draft order's reason that acts on the presumption."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,11 @@ class ReportFacts:
     findings: tuple[TextFinding, ...]
     contrast: bool | None = None
     """True/False when the study states contrast or non-contrast; None when unknown."""
+    specimen: frozenset[Site] = frozenset()
+    """Pathology: the specimen's sites from the title/code text and the specimen lines."""
+    in_window: bool = True
+    """False when the report is dated before the lookback window: then it gives no points and no exclusion
+    (tissue proof of a bile-duct carcinoma still counts). An undated report cannot be shown to be older."""
 
 
 class MedicationKind(StrEnum):
@@ -166,6 +174,11 @@ class PatientEvidence:
         """Results for any of ``codes``, newest first."""
         results = [r for c in codes for r in self.labs.get(c, [])]
         return sorted(results, key=lambda r: r.effective or date.min, reverse=True)
+
+    @property
+    def recent_reports(self) -> list[ReportFacts]:
+        """Reports within the lookback window: the only ones that give points or exclusions."""
+        return [r for r in self.reports if r.in_window]
 
     def has_condition(self, kind: ConditionKind) -> bool:
         """True when a Condition of ``kind`` is recorded (history included)."""

@@ -16,6 +16,7 @@ from cds_service.core.evidence import (
     Evidence,
     LabResult,
     PatientEvidence,
+    ReportFacts,
     ReportKind,
     affirmed,
     findings_of,
@@ -23,6 +24,7 @@ from cds_service.core.evidence import (
     iso_date,
 )
 from cds_service.core.findings import Concept
+from cds_service.core.tissue import other_organ_sites
 
 
 class ExclusionStatus(StrEnum):
@@ -100,6 +102,38 @@ def _eosinophilia(evidence: PatientEvidence) -> list[Evidence]:
     return found
 
 
+IGG4_RD_TISSUE_CONCEPTS: Final = frozenset(
+    {
+        Concept.LYMPHOPLASMACYTIC_INFILTRATE,
+        Concept.STORIFORM_FIBROSIS,
+        Concept.OBLITERATIVE_PHLEBITIS,
+        Concept.IGG4_IMMUNOSTAIN,
+    }
+)
+"""Pathology findings that make a biopsy an IgG4-RD biopsy of its organ."""
+
+
+def other_organ_evidence(reports: Iterable[ReportFacts]) -> list[ReportFacts]:
+    """Reports showing an organ involved beyond the pancreas and bile ducts, wherever the proof comes from.
+
+    Imaging with an affirmed finding in the glands, chest, kidney or retroperitoneum domains; or a pathology
+    report of a typical IgG4-RD organ other than the pancreas and bile ducts (a salivary gland, a kidney ...)
+    with an affirmed IgG4-RD histology or immunostaining finding. Biopsies of the pancreas, bile ducts or
+    liver and serum tests are not other organs (CLINICAL_SPEC section 2, ibd-pancreatobiliary-only).
+    """
+    found: list[ReportFacts] = []
+    for report in reports:
+        if report.kind is ReportKind.IMAGING:
+            concepts = OTHER_ORGAN_CONCEPTS
+        elif other_organ_sites(report.specimen):
+            concepts = IGG4_RD_TISSUE_CONCEPTS
+        else:
+            continue
+        if any(f.affirmed for _r, f in findings_of([report], concepts)):
+            found.append(report)
+    return found
+
+
 def assess_exclusions(
     evidence: PatientEvidence, presumed_cca: bool, tissue_explains: bool
 ) -> list[ExclusionResult]:
@@ -109,7 +143,7 @@ def assess_exclusions(
     investigated. A biopsy without such findings (non-diagnostic, benign) leaves it unresolved: a negative
     biopsy does not exclude cholangiocarcinoma.
     """
-    reports = evidence.reports
+    reports = evidence.recent_reports  # reports older than the lookback give no exclusion
     pathology = [r for r in reports if r.kind is ReportKind.PATHOLOGY]
     out: list[ExclusionResult] = []
 
@@ -155,10 +189,7 @@ def assess_exclusions(
         for c in evidence.conditions
         if c.kind in {ConditionKind.ULCERATIVE_COLITIS, ConditionKind.CROHNS_DISEASE}
     ]
-    other_organs = [
-        f for _r, f in findings_of(reports, OTHER_ORGAN_CONCEPTS, ReportKind.IMAGING) if f.affirmed
-    ]
-    if ibd and not other_organs:
+    if ibd and not other_organ_evidence(reports):
         ibd_names = {
             ConditionKind.ULCERATIVE_COLITIS: "ulcerative colitis",
             ConditionKind.CROHNS_DISEASE: "Crohn's disease",

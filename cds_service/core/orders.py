@@ -9,6 +9,7 @@ from cds_service.core import codes
 from cds_service.core.conditions import concept_kinds
 from cds_service.core.evidence import ConditionKind, DraftOrderFacts, OrderAction
 from cds_service.core.medications import concept_texts, medication_concepts
+from cds_service.core.tissue import OTHER_SITES, sites_in
 
 CPT_SYSTEMS: Final = frozenset({codes.CPT, "urn:oid:2.16.840.1.113883.6.12"})
 RESECTION_CPT: Final = frozenset(
@@ -21,7 +22,9 @@ _RESECTION_TEXT = re.compile(
     r"|roux-en-y hepatico)",
     re.I,
 )
-# Systemic therapy for biliary tract cancer. Codes are RxNorm ingredients; names catch the rest.
+# Systemic therapy for biliary tract cancer (CLINICAL_SPEC section 5). Codes are RxNorm ingredients
+# (12574 and 2555 are given by the spec); ivosidenib, pemigatinib and futibatinib are matched by name
+# (ingredient or clinical drug whose text/display names them) until their ingredient codes are verified.
 SYSTEMIC_RXNORM: Final[dict[str, str]] = {
     "12574": "gemcitabine",
     "2555": "cisplatin",
@@ -45,6 +48,23 @@ _STRICTURE_REASON = re.compile(
     r"\b(biliary|bile duct|hilar|cbd|hepatic duct)\b.*\bstricture|\bstricture\b.*\bbil", re.I
 )
 STRICTURE_ICD10: Final = frozenset({"K83.1"})
+STRICTURE_SNOMED: Final = frozenset({"235921003"})
+"""Biliary stricture (disorder), coded so by the CDS Hooks sandbox (shared/reference sandbox captures)."""
+_NOT_ANOTHER_CANCER_ICD10 = re.compile(r"^(?:C22\.1|C23|C24|C25|C7[6-9]|C80)", re.I)
+"""Biliary and pancreatic cancers, and unspecified or secondary sites: not "another cancer"."""
+_CANCER_TEXT = re.compile(
+    r"\b(?:\w*carcinoma|cancer|malignan\w*|neoplasm|tumou?r|lymphoma|leuk(?:a)?emia|myeloma|sarcoma"
+    r"|melanoma|metasta\w*)",
+    re.I,
+)
+_OTHER_CANCER_TYPES = re.compile(
+    r"\b(?:lymphoma|leuk(?:a)?emia|myeloma|melanoma|\w*sarcoma|glioma|glioblastoma|mesothelioma|seminoma"
+    r"|small[- ]cell)",
+    re.I,
+)
+_BILIARY_TEXT = re.compile(
+    r"\b(?:biliary|bile duct|cholangio\w*|klatskin|gall\s*bladder|hilar|ampull\w*)", re.I
+)
 
 
 def _codings(concept: Any) -> list[Any]:
@@ -56,16 +76,55 @@ def _label_texts(resource: Any) -> list[str]:
     return [text for concept in concepts if concept is not None for text in concept_texts(concept)]
 
 
-def _reasons(resource: Any, cca_condition_refs: frozenset[str]) -> tuple[bool, bool]:
-    """(reason names cholangiocarcinoma, reason names a biliary stricture) from reasonCode/reasonReference."""
+def _is_stricture_coding(coding: Any) -> bool:
+    return (coding.system == codes.ICD10CM and coding.code in STRICTURE_ICD10) or (
+        coding.system == codes.SNOMED and coding.code in STRICTURE_SNOMED
+    )
+
+
+def _reasons(
+    resource: Any, cca_condition_refs: frozenset[str], stricture_condition_refs: frozenset[str] = frozenset()
+) -> tuple[bool, bool]:
+    """(reason names cholangiocarcinoma, reason names a biliary stricture) from reasonCode/reasonReference.
+
+    A ``reasonReference`` counts like the code of the Condition it points to (section 5).
+    """
     cca = stricture = False
     for concept in resource.reasonCode or []:
         kinds, _ = concept_kinds(concept)
         cca |= ConditionKind.CHOLANGIOCARCINOMA in kinds
-        stricture |= any(c.system == codes.ICD10CM and c.code in STRICTURE_ICD10 for c in _codings(concept))
+        stricture |= any(_is_stricture_coding(c) for c in _codings(concept))
         stricture |= any(_STRICTURE_REASON.search(t) for t in concept_texts(concept))
-    cca |= any(ref.reference in cca_condition_refs for ref in resource.reasonReference or [] if ref.reference)
+    references = {ref.reference for ref in resource.reasonReference or [] if ref.reference}
+    cca |= bool(references & cca_condition_refs)
+    stricture |= bool(references & stricture_condition_refs)
     return cca, stricture
+
+
+def _text_names_another_cancer(text: str) -> bool:
+    if not _CANCER_TEXT.search(text) or _BILIARY_TEXT.search(text):
+        return False
+    return bool(sites_in(text) & OTHER_SITES) or bool(_OTHER_CANCER_TYPES.search(text))
+
+
+def reason_names_another_cancer(resource: Any) -> bool:
+    """True when a reasonCode names a cancer of another site or type (gemcitabine for lung cancer).
+
+    A biliary or pancreatic cancer, or a malignancy without a site ("chemotherapy for malignancy"), is not
+    another cancer: the order still acts on the presumption.
+    """
+    for concept in resource.reasonCode or []:
+        kinds, _ = concept_kinds(concept)
+        if ConditionKind.CHOLANGIOCARCINOMA in kinds:
+            continue
+        for coding in _codings(concept):
+            code = (coding.code or "").strip().upper()
+            is_cancer = coding.system == codes.ICD10CM and code.startswith(("C", "D0"))
+            if is_cancer and not _NOT_ANOTHER_CANCER_ICD10.match(code):
+                return True
+        if any(_text_names_another_cancer(t) for t in concept_texts(concept)):
+            return True
+    return False
 
 
 def _service_request_actions(resource: Any) -> tuple[set[OrderAction], str]:
@@ -91,6 +150,8 @@ def _service_request_actions(resource: Any) -> tuple[set[OrderAction], str]:
 
 
 def _medication_request_actions(resource: Any) -> tuple[set[OrderAction], str]:
+    if reason_names_another_cancer(resource):
+        return set(), ""  # systemic therapy for another cancer does not act on the presumption
     for concept in medication_concepts(resource):
         for coding in _codings(concept):
             if coding.system == codes.RXNORM and coding.code in SYSTEMIC_RXNORM:
@@ -102,14 +163,22 @@ def _medication_request_actions(resource: Any) -> tuple[set[OrderAction], str]:
     return set(), ""
 
 
-def classify_order(resource: Any, cca_condition_refs: frozenset[str] = frozenset()) -> DraftOrderFacts:
-    """Whether a draft ServiceRequest or MedicationRequest acts on a presumed cholangiocarcinoma."""
+def classify_order(
+    resource: Any,
+    cca_condition_refs: frozenset[str] = frozenset(),
+    stricture_condition_refs: frozenset[str] = frozenset(),
+) -> DraftOrderFacts:
+    """Whether a draft ServiceRequest or MedicationRequest acts on a presumed cholangiocarcinoma.
+
+    ``cca_condition_refs``/``stricture_condition_refs``: "Condition/id" of the patient's CCA and biliary
+    stricture Conditions, so a ``reasonReference`` to one counts like its code.
+    """
     if resource.get_resource_type() == "MedicationRequest":
         actions, label = _medication_request_actions(resource)
     else:
         actions, label = _service_request_actions(resource)
     # Either reason makes the order act on the presumption; only a CCA reason raises the presumption itself.
-    reason_cca, reason_stricture = _reasons(resource, cca_condition_refs)
+    reason_cca, reason_stricture = _reasons(resource, cca_condition_refs, stricture_condition_refs)
     if reason_cca or reason_stricture:
         actions.add(OrderAction.REASON)
         label = label or "order with reason cholangiocarcinoma or biliary stricture"

@@ -10,6 +10,7 @@ from typing import Final
 from cds_service.core.criteria import Classification, CriteriaResult
 from cds_service.core.evidence import ConditionKind, DraftOrderFacts, PatientEvidence, ReportKind
 from cds_service.core.findings import Assertion, Concept
+from cds_service.core.tissue import proves_carcinoma
 
 PRESUMING_VERIFICATION: Final = frozenset({"provisional", "differential", "unconfirmed", "confirmed", None})
 WARNING_IGG4_RATIO: Final = Decimal(4)
@@ -38,7 +39,13 @@ class Presumption:
 
 
 def presumption(evidence: PatientEvidence, orders: list[DraftOrderFacts]) -> Presumption:
-    """Find the grounds for a presumed CCA: a Condition, a draft order's reason, or an imaging report."""
+    """Find the grounds for a presumed CCA: a Condition, a draft order's reason, or an imaging or procedure
+    report that asserts or suspects CCA or a malignant biliary stricture (an uncertain mention counts).
+
+    Any report that is not pathology by its category (radiology, ERCP, interventional procedure notes)
+    raises the presumption and never proves carcinoma; only a pathology report's diagnosis of carcinoma
+    of a pancreatobiliary specimen or primary ends it (:mod:`cds_service.core.tissue`).
+    """
     grounds: list[str] = [
         c.reference
         for c in evidence.conditions
@@ -54,11 +61,11 @@ def presumption(evidence: PatientEvidence, orders: list[DraftOrderFacts]) -> Pre
         if r.kind is ReportKind.IMAGING
         and any(f.concept is Concept.CHOLANGIOCARCINOMA and f.assertion in suspected for f in r.findings)
     ]
+    # Tissue proof counts whatever the report's date (section 5): no lookback filter here.
     proven = [
         r.reference
         for r in evidence.reports
-        if r.kind is ReportKind.PATHOLOGY
-        and any(f.concept is Concept.CARCINOMA and f.affirmed for f in r.findings)
+        if r.kind is ReportKind.PATHOLOGY and any(proves_carcinoma(f, r.specimen) for f in r.findings)
     ]
     return Presumption(tuple(dict.fromkeys(grounds)), tuple(proven))
 

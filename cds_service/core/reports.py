@@ -7,6 +7,7 @@ import binascii
 import html
 import logging
 import re
+from datetime import date
 from typing import Any, Final
 
 from cds_service.core import codes
@@ -15,6 +16,7 @@ from cds_service.core.dates import to_date
 from cds_service.core.evidence import ConditionKind, ReportFacts, ReportKind
 from cds_service.core.findings import Assertion, Concept, TextFinding
 from cds_service.core.narrative import extract_findings
+from cds_service.core.tissue import specimen_sites
 
 logger = logging.getLogger(__name__)
 
@@ -23,14 +25,20 @@ MAX_TEXT_CHARS: Final = 200_000
 
 USABLE_STATUSES: Final = frozenset({"final", "amended", "corrected", "appended", "preliminary", "partial"})
 
-_PATHOLOGY_CATEGORIES: Final = frozenset(
-    {(codes.LOINC, "LP7839-6"), (codes.V2_0074, "PAT"), (codes.V2_0074, "SP"), (codes.V2_0074, "CP")}
+PATHOLOGY_CATEGORIES: Final = frozenset(
+    {
+        (codes.LOINC, "LP7839-6"),  # US Core DiagnosticReport category "Pathology"
+        (codes.V2_0074, "PAT"),  # HL7 v2 table 0074 diagnostic service sections
+        (codes.V2_0074, "SP"),
+        (codes.V2_0074, "CP"),
+        (codes.V2_0074, "CY"),
+    }
 )
-# LOINC report codes for pathology and cytology reports.
-_PATHOLOGY_CODES: Final = frozenset(
-    {"60567-5", "11526-1", "22637-3", "33717-0", "11529-5", "66117-3", "66121-5"}
+"""Categories that make a DiagnosticReport a pathology or cytology report (the only reports that prove)."""
+PATHOLOGY_CODES: Final = frozenset(
+    {"60567-5", "60568-3", "11526-1", "11529-5", "22637-3", "33717-0", "66117-3", "66121-5"}
 )
-_PATHOLOGY_WORDS = re.compile(r"\b(patholog|biopsy|cytolog|histolog|surgical specimen|brushing)", re.I)
+"""LOINC report codes of the classes PATH and CYTO (pathology and cytology study/report documents)."""
 _CONTRAST = re.compile(
     r"\b(with (?:and without )?(?:iv |intravenous |oral and iv )?contrast|contrast[- ]enhanced|post[- ]?contrast"
     r"|(?:arterial|portal venous|venous|delayed|pancreatic) phase)",
@@ -41,16 +49,27 @@ _TAGS = re.compile(r"<[^>]+>")
 
 
 def report_kind(report: Any) -> ReportKind:
-    """Pathology when the category or code says so, imaging otherwise."""
+    """Pathology when the category or the LOINC report code says so, imaging (or procedure) otherwise.
+
+    Words in the title ("biopsy", "brushing") never make a report pathology: an ERCP brushing procedure
+    note or an interventional radiology biopsy note is not a tissue diagnosis (CLINICAL_SPEC section 5).
+    """
     pairs = {(c.system, c.code) for cat in report.category or [] for c in cat.coding or []}
-    if pairs & _PATHOLOGY_CATEGORIES:
+    if pairs & PATHOLOGY_CATEGORIES:
         return ReportKind.PATHOLOGY
     code = report.code
     code_pairs = {(c.system, c.code) for c in (code.coding or [])} if code is not None else set()
-    if any(system == codes.LOINC and value in _PATHOLOGY_CODES for system, value in code_pairs):
+    if any(system == codes.LOINC and value in PATHOLOGY_CODES for system, value in code_pairs):
         return ReportKind.PATHOLOGY
-    label = " ".join([code.text or ""] + [c.display or "" for c in code.coding or []]) if code else ""
-    return ReportKind.PATHOLOGY if _PATHOLOGY_WORDS.search(label) else ReportKind.IMAGING
+    return ReportKind.IMAGING
+
+
+def report_labels(report: Any) -> list[str]:
+    """The report's title: its code's text and displays."""
+    code = report.code
+    if code is None:
+        return []
+    return [t for t in [code.text] + [c.display for c in code.coding or []] if t]
 
 
 def report_text(report: Any) -> str:
@@ -103,8 +122,12 @@ def _read_text(text: str) -> list[TextFinding]:
         return []
 
 
-def extract_reports(reports: list[Any]) -> list[ReportFacts]:
-    """Facts from every usable DiagnosticReport (entered-in-error, cancelled and registered are skipped)."""
+def extract_reports(reports: list[Any], since: date | None = None) -> list[ReportFacts]:
+    """Facts from every usable DiagnosticReport (entered-in-error, cancelled and registered are skipped).
+
+    ``since``: the first day of the lookback window; a report dated before it is kept (tissue proof of a
+    bile-duct carcinoma counts whatever its date) but marked out of the window.
+    """
     facts: list[ReportFacts] = []
     for report in reports:
         if report.status not in USABLE_STATUSES:
@@ -122,5 +145,9 @@ def extract_reports(reports: list[Any]) -> list[ReportFacts]:
             effective = to_date(report.effectivePeriod.start)
         effective = effective or to_date(report.issued)
         reference = f"DiagnosticReport/{report.id}" if report.id else "DiagnosticReport"
-        facts.append(ReportFacts(reference, kind, effective, tuple(findings), contrast))
+        specimen = (
+            specimen_sites(report_labels(report), text) if kind is ReportKind.PATHOLOGY else frozenset()
+        )
+        in_window = since is None or effective is None or effective >= since
+        facts.append(ReportFacts(reference, kind, effective, tuple(findings), contrast, specimen, in_window))
     return facts

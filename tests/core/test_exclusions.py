@@ -1,10 +1,13 @@
 """Tables for the exclusion criteria: labs, Conditions and report text, present or unresolved."""
 
+from dataclasses import replace
+
 import pytest
 
 from cds_service.core.criteria import Classification, evaluate
-from cds_service.core.evidence import ConditionFact, ConditionKind, Polarity
+from cds_service.core.evidence import ConditionFact, ConditionKind, Polarity, ReportFacts, ReportKind
 from cds_service.core.findings import Concept
+from cds_service.core.tissue import Site
 from tests.core.test_criteria import BI, N, evidence, f, imaging, lab, pathology
 
 
@@ -107,3 +110,41 @@ def test_suspicious_radiology_unresolved_until_tissue():
     explained = evidence(pathology(f(Concept.LYMPHOPLASMACYTIC_INFILTRATE), f(Concept.STORIFORM_FIBROSIS)))
     assert "suspicious-radiology" not in _ids(evaluate(explained, presumed_cca=True))
     assert "suspicious-radiology" not in _ids(evaluate(evidence(), presumed_cca=False))
+
+
+def _path(*findings, specimen):
+    return ReportFacts(
+        "DiagnosticReport/bx", ReportKind.PATHOLOGY, None, tuple(findings), None, frozenset(specimen)
+    )
+
+
+@pytest.mark.parametrize(
+    ("biopsy", "excluded"),
+    [
+        (_path(f(Concept.STORIFORM_FIBROSIS), specimen={Site.SALIVARY_GLAND}), False),
+        (
+            _path(f(Concept.IGG4_IMMUNOSTAIN, ratio_percent=50, cells_per_hpf=60), specimen={Site.KIDNEY}),
+            False,
+        ),
+        (_path(f(Concept.LYMPHOPLASMACYTIC_INFILTRATE), specimen={Site.LACRIMAL_GLAND}), False),
+        (_path(f(Concept.LYMPHOPLASMACYTIC_INFILTRATE), specimen={Site.BILE_DUCT}), True),
+        (_path(f(Concept.LYMPHOPLASMACYTIC_INFILTRATE), specimen={Site.PANCREAS, Site.LIVER}), True),
+        (_path(f(Concept.LYMPHOPLASMACYTIC_INFILTRATE), specimen={Site.COLORECTUM}), True),  # UC histology
+        (_path(f(Concept.STORIFORM_FIBROSIS, N), specimen={Site.SALIVARY_GLAND}), True),  # negated
+        (_path(specimen={Site.SALIVARY_GLAND}), True),  # a normal gland biopsy
+    ],
+)
+def test_ibd_exclusion_looks_at_organs_wherever_the_proof_comes_from(biopsy, excluded):
+    pancreatobiliary = imaging(f(Concept.PANCREAS_DIFFUSE_ENLARGEMENT), f(Concept.BILIARY_PROXIMAL))
+    result = evaluate(evidence(pancreatobiliary, biopsy, conditions=[UC]), True)
+    assert ("ibd-pancreatobiliary-only" in _ids(result)) is excluded
+
+
+def test_reports_out_of_the_lookback_give_no_exclusion_and_no_points():
+    old = replace(imaging(f(Concept.SPLENOMEGALY), f(Concept.PANCREAS_DIFFUSE_ENLARGEMENT)), in_window=False)
+    result = evaluate(evidence(old), True)
+    assert "splenomegaly" not in _ids(result)
+    assert result.total == 0
+    recent = evaluate(evidence(replace(old, in_window=True)), True)
+    assert "splenomegaly" in _ids(recent)
+    assert recent.total == 8
