@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from cds_service.audit.bulk import BackendServices, BulkClient
+from cds_service.audit.ndjson import iter_lines
 from cds_service.cli import main
 from tests.audit.cards import EVALUATION_DATE, mismatches
 from tests.audit.population import fixture_ids, generate, transaction_bundles
@@ -169,3 +171,16 @@ def test_without_credentials_or_with_an_unregistered_key_the_export_fails(bulk_s
     _run_sekmet(bulk_server.workdir, "keys", "generate", "--out", str(other))
     assert _audit(bulk_server, tmp_path / "b", "--client-id", CLIENT_ID, "--private-key", str(other)) == 1
     assert "token endpoint: HTTP 401 invalid_client" in capsys.readouterr().err
+
+
+def test_polling_sleeps_as_retry_after_says_and_downloads_every_file(bulk_server, tmp_path):
+    slept: list[float] = []
+    auth = BackendServices(CLIENT_ID, bulk_server.private_key.read_bytes())
+    client = BulkClient(bulk_server.base_url, auth, level="patient", sleep=slept.append)
+    job = client.run(tmp_path)
+    assert job.polls >= 2 and slept and set(slept) == {1.0}  # sekmet answers 202 with Retry-After: 1
+    assert auth.token_url.endswith("/auth/token")  # found in .well-known/smart-configuration
+    types = {p.name.split("-", 1)[1] for p in job.files}
+    assert {"Patient.ndjson", "Condition.ndjson", "Observation.ndjson", "DiagnosticReport.ndjson"} <= types
+    patients = sum(1 for p in job.files if p.name.endswith("-Patient.ndjson") for _ in iter_lines(p))
+    assert patients == POPULATION + SEEDED
