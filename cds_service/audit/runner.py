@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import multiprocessing
 import os
 import sys
 import time
@@ -158,7 +159,10 @@ class AuditRun:
     ) -> None:
         """Keep at most ``IN_FLIGHT_PER_WORKER`` batches per worker queued: memory stays bounded."""
         limit = workers * IN_FLIGHT_PER_WORKER
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # forkserver, not fork: the progress bar's thread runs while the pool starts
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["cds_service.audit.evaluate"])
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             pending: set[Future[tuple[list[PatientRow], int]]] = set()
             for batch in batches:
                 pending.add(pool.submit(evaluate_batch, batch, self.options))
