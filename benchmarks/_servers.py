@@ -3,9 +3,10 @@
 Shared by ``hook_latency.py``, ``fetch_latency.py`` and ``load_mixed.py`` (``benchmarks/`` is on
 ``sys.path`` when they run as scripts). A :class:`Server` runs ``<this python> -m uvicorn <app>`` with one
 worker, log level warning and no access log, from the checkout's root, on a free 127.0.0.1 port; its stderr
-goes to a file so a full pipe can never block it. The start/wait/stop code is the tests' process kit
-(``tests/servers/process.py``): the process runs in its own session and :meth:`Server.stop` stops its group
-(SIGTERM, then SIGKILL).
+goes to a file so a full pipe can never block it. The command and the service's environment are
+``tests/servers/service.py``'s, the start/wait/stop code the tests' process kit
+(``tests/servers/process.py``): the process runs in its own session and :meth:`Server.stop` stops its
+group (SIGTERM, then SIGKILL).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tests.servers.process import (  # noqa: E402 - after the sys.path set-up
     stop_process,
     wait_until_answers,
 )
+from tests.servers.service import dev_env, uvicorn_argv  # noqa: E402
 
 __all__ = ["HOST", "ROOT", "Server", "free_port", "percentile", "service_env"]
 
@@ -39,12 +41,7 @@ POLL_INTERVAL_S = 0.1
 
 def service_env(workdir: Path, log_level: str) -> dict[str, str]:
     """The service's environment: dev mode, throwaway SQLite database, the given app log level."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IGG4_CDS_")}
-    env["IGG4_CDS_DEV_MODE"] = "true"
-    env["IGG4_CDS_DATABASE_URL"] = f"sqlite:///{workdir / 'feedback.sqlite3'}"
-    env["IGG4_CDS_LOG_LEVEL"] = log_level
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    return dev_env(workdir, log_level)
 
 
 @dataclass
@@ -73,10 +70,7 @@ class Server:
 
     def start(self) -> None:
         """Launch uvicorn (1 worker, log level warning, no access log)."""
-        cmd = [sys.executable, "-m", "uvicorn", self.app, "--host", HOST, "--port", str(self.port)]
-        cmd += ["--workers", "1", "--log-level", "warning", "--no-access-log"]
-        if self.app_dir is not None:
-            cmd += ["--app-dir", str(self.app_dir)]
+        cmd = uvicorn_argv(self.port, self.app, self.app_dir)
         self.stderr_path = self.workdir / (self.stderr_name or f"{self.name}-{self.port}.stderr")
         self.proc = spawn(self.name, cmd, self.env, ROOT, self.stderr_path)
 

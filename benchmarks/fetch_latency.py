@@ -56,12 +56,12 @@ from requests.adapters import HTTPAdapter
 
 sys.path.insert(0, str(hl.ROOT / "tests"))  # servers.sekmet: sekmet-fhir start/stop shared with the tests
 
+from cds_service.fhir.client import FHIR_JSON
 from cds_service.fixtures.catalog import list_fixtures
 from cds_service.fixtures.loader import load_bundles
 from cds_service.hooks.queries import QUERIES
 from tests.servers import sekmet
 
-FHIR_JSON = "application/fhir+json"
 MAX_PAGES = 10
 QUERY_TIMEOUT_S = 30.0
 PROXY_IDLE_TIMEOUT_S = 60.0  # a kept-alive client connection idle this long is closed by the proxy

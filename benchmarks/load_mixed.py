@@ -47,12 +47,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cds_service.fixtures.catalog import list_fixtures  # noqa: E402
-from cds_service.hooks.discovery import SERVICES  # noqa: E402
+from cds_service.hooks.discovery import SERVICE_FOR_HOOK, SERVICES  # noqa: E402
 
 REQUEST_TIMEOUT_S = 30.0
 MAX_BODY_BYTES = 5 * 1024 * 1024
 FEEDBACK_EXAMPLES = ROOT.parent / "shared" / "reference" / "cds-hooks" / "examples" / "spec-2.0.1"
-SERVICE_FOR_HOOK = {s.hook: s.id for s in SERVICES}
 SERVICE_IDS = [s.id for s in SERVICES]
 JSON_HEADERS = {"Content-Type": "application/json"}
 

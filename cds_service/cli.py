@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import sys
 from collections.abc import Sequence
 from datetime import date
@@ -13,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from cds_service.errors import CDSError
-from cds_service.hooks.discovery import SERVICES
+from cds_service.fixtures.catalog import FIXTURE_DATE
+from cds_service.hooks.discovery import SERVICE_FOR_HOOK, find_service
 from cds_service.web.operation_outcome import error_outcome
 
-SERVICE_FOR_HOOK = {s.hook: s.id for s in SERVICES}
 DELEGATES = {
     "load-fixtures": "cds_service.fixtures.loader",
     "feedback-export": "cds_service.feedback.export",
@@ -33,13 +32,12 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415 - only the serve command needs the server
 
     from cds_service.settings import Settings  # noqa: PLC0415
+    from cds_service.web.app import create_app  # noqa: PLC0415
 
-    if args.dev:
-        os.environ["IGG4_CDS_DEV_MODE"] = "true"
-    settings = Settings()
+    settings = Settings(dev_mode=True) if args.dev else Settings()
     host = args.host or settings.host
     port = args.port or settings.port
-    uvicorn.run("cds_service.web.app:app", host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
     return 0
 
 
@@ -70,7 +68,7 @@ def _demo(args: argparse.Namespace) -> int:
         return 2
     today = date.fromisoformat(args.today) if args.today else None
     try:
-        outcome = handle_hook(service_id, request, Settings(), today=today)
+        outcome = handle_hook(find_service(service_id), request, Settings(), today=today)
     except CDSError as exc:
         print(f"HTTP {exc.status_code}: {json.dumps(error_outcome(exc), indent=2)}", file=sys.stderr)
         return 1
@@ -100,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "request", help="a fixture name (e.g. 01-published-case or 01) or a hook request JSON file"
     )
-    demo.add_argument("--today", help="evaluation date YYYY-MM-DD (fixtures were written for 2026-11-25)")
+    demo.add_argument(
+        "--today", help=f"evaluation date YYYY-MM-DD (fixtures were written for {FIXTURE_DATE.isoformat()})"
+    )
     demo.add_argument("--json", action="store_true", help="print the CDS Hooks response JSON instead")
     demo.set_defaults(func=_demo)
 

@@ -6,7 +6,9 @@ CDSError
 ├── AuthenticationError   the caller's JWT is missing or fails verification (bare 401)
 ├── UnknownServiceError   no service with that id (404)
 ├── PayloadTooLargeError  body over the configured limit (413)
-└── DataUnavailableError  data the decision needs is missing and cannot be fetched (412)
+├── DataUnavailableError  data the decision needs is missing and cannot be fetched (412)
+└── StorageUnavailableError the feedback store failed (503)
+StoreConfigError (ValueError) the feedback store cannot be opened as configured (startup, export)
 """
 
 from __future__ import annotations
@@ -70,6 +72,10 @@ class DataUnavailableError(CDSError):
             "; ".join(f"prefetch '{f.key}' unavailable: {f.reason}" for f in failed)
             or "required data missing"
         )
+
+
+class StoreConfigError(ValueError):
+    """The feedback store cannot be opened as configured (e.g. no hash key for a server database)."""
 
 
 class StorageUnavailableError(CDSError):

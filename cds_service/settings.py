@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     )
     jwt_leeway_s: PositiveInt = Field(60, description="Clock skew tolerated on JWT exp/iat, in seconds.")
 
+    # Development.
+    fixtures_dir: Path | None = Field(
+        None,
+        description="Fixture directory for the preview and the demos (default: the checkout's fhir_fixtures).",
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

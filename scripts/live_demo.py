@@ -39,24 +39,24 @@ import requests
 REPO: Final = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without relying on the editable install's path
 
-from cds_service.fixtures.catalog import Fixture, list_fixtures  # noqa: E402
+from cds_service.fixtures.catalog import FIXTURE_DATE, Fixture, list_fixtures  # noqa: E402
 from cds_service.fixtures.loader import LoadReport, load_bundles  # noqa: E402
 from cds_service.hooks.cards import EXTENSION_KEY  # noqa: E402 - after the sys.path set-up
-from cds_service.hooks.discovery import SERVICES  # noqa: E402
+from cds_service.hooks.discovery import SERVICE_FOR_HOOK  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests"))  # the sekmet-fhir start/stop code shared with the tests (no pytest)
 from tests.servers import process, sekmet  # noqa: E402
+from tests.servers import service as dev_service  # noqa: E402
 from tests.servers.process import ServerError  # noqa: E402
 
 STARTUP_TIMEOUT_S: Final = 30.0
 CALL_TIMEOUT_S: Final = 30.0
 STOP_GRACE_S: Final = 10.0
-SERVICE_FOR_HOOK: Final = {s.hook: s.id for s in SERVICES}
 OK_MARK: Final = "✓"
 FAIL_MARK: Final = "✗"
 
-EPILOG: Final = """\
-Evaluation date: the fixture records use absolute dates chosen for an evaluation on 2026-11-25, but the
+EPILOG: Final = f"""\
+Evaluation date: the fixture records use absolute dates chosen for an evaluation on {FIXTURE_DATE}, but the
 service evaluates on today's (UTC) date and cannot be told otherwise through its environment. Laboratory
 results count within a 3-year lookback window, so the results stay as expected.json states until 2029
 (checked with pinned dates: all match on 2029-02-10; from 2029-02-11 the oldest counted labs start leaving
@@ -108,31 +108,12 @@ def start_service(workdir: Path, started: list[Started]) -> Started:
 
     Appended to ``started`` as soon as it exists, like :func:`start_fhir`.
     """
-    port = process.free_port()
-    env = process.clean_env("IGG4_CDS_")
-    for passed_on in ("IGG4_CDS_HOOK_TIME_BUDGET_S", "IGG4_CDS_LOG_LEVEL"):
-        if passed_on in os.environ:
-            env[passed_on] = os.environ[passed_on]
-    env["IGG4_CDS_DEV_MODE"] = "true"
-    env["IGG4_CDS_DATABASE_URL"] = f"sqlite:///{workdir / 'feedback.sqlite3'}"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    log_path = workdir / "cds-service.log"
-    argv = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "cds_service.web.app:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
-    url = f"http://127.0.0.1:{port}"
-    server = Started("CDS service", process.spawn("CDS service", argv, env, REPO, log_path), url, log_path)
+    passed_on = {name: os.environ[name] for name in ("IGG4_CDS_HOOK_TIME_BUDGET_S",) if name in os.environ}
+    env = dev_service.dev_env(workdir, os.environ.get("IGG4_CDS_LOG_LEVEL", "INFO"), passed_on)
+    launched = dev_service.launch(workdir, env)
+    server = Started("CDS service", launched.process, launched.base_url, launched.log_path)
     started.append(server)
-    wait_until_up(server, f"{url}/cds-services")
+    wait_until_up(server, f"{launched.base_url}/cds-services")
     return server
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 
 import pytest
 from fastapi.testclient import TestClient
 from jsonschema import Draft202012Validator
 
+from cds_service.fixtures.catalog import FIXTURE_DATE
 from cds_service.settings import Settings
 from cds_service.web.app import create_app
 from tests.paths import REPO
@@ -17,7 +17,7 @@ from tests.servers.fhir import fhir_server_fixture  # noqa: F401 - one shared FH
 
 REFERENCE = REPO.parent / "shared" / "reference" / "cds-hooks"
 SCHEMA_PATH = REFERENCE / "cds-hooks-2.0.1.schema.json"
-EVALUATION_DATE = date(2026, 11, 25)
+EVALUATION_DATE = FIXTURE_DATE
 """Fixture dates are absolute: the lookback window is evaluated on this day."""
 
 

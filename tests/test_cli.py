@@ -1,11 +1,13 @@
 import json
 
 from cds_service.cli import main
-from cds_service.fixtures.catalog import FIXTURES_DIR
+from cds_service.fixtures.catalog import FIXTURE_DATE, FIXTURES_DIR
+
+TODAY = FIXTURE_DATE.isoformat()
 
 
 def test_demo_prints_the_card_of_a_fixture(capsys):
-    assert main(["demo", "01", "--today", "2026-11-25"]) == 0
+    assert main(["demo", "01", "--today", TODAY]) == 0
     out = capsys.readouterr().out
     assert out.startswith("[WARNING] Consider IgG4-related disease before presuming cholangiocarcinoma")
     assert "Pancreas and biliary tree               19" in out
@@ -13,7 +15,7 @@ def test_demo_prints_the_card_of_a_fixture(capsys):
 
 def test_demo_of_a_request_file_as_json(capsys):
     path = FIXTURES_DIR / "05-tissue-proven-cca" / "request.json"
-    assert main(["demo", str(path), "--json", "--today", "2026-11-25"]) == 0
+    assert main(["demo", str(path), "--json", "--today", TODAY]) == 0
     assert json.loads(capsys.readouterr().out) == {"cards": []}
 
 

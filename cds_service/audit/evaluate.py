@@ -26,9 +26,9 @@ from cds_service.core.assessment import (
 )
 from cds_service.core.codes import IGG4
 from cds_service.core.dates import to_date
-from cds_service.core.evidence import ConditionKind, OrderAction, PatientEvidence
+from cds_service.core.evidence import ConditionKind, DraftOrderFacts, OrderAction, PatientEvidence
 from cds_service.core.exclusions import ExclusionStatus
-from cds_service.core.orders import classify_order
+from cds_service.core.orders import resolve_reasons
 from cds_service.core.presumption import Indicator, presumption
 
 PREFETCH_KEYS: Final = {
@@ -161,10 +161,7 @@ def _grounds_dates(
 ) -> list[tuple[date, str]]:
     """Dated grounds of the presumption anywhere in the record: (date, condition | report | order)."""
     by_ref = {f"{r.get('resourceType')}/{r.get('id')}": r for r in resources}
-    cca_refs = frozenset(
-        c.reference for c in evidence.conditions if c.kind is ConditionKind.CHOLANGIOCARCINOMA
-    )
-    facts = [classify_order(r, cca_refs) for r in orders.resources]
+    facts = _resolved(orders, evidence)
     found = presumption(evidence, facts)
     sources = {
         "Condition": "condition",
@@ -179,6 +176,15 @@ def _grounds_dates(
         if raw is not None and when is not None:
             dated.append((when, sources.get(str(raw.get("resourceType")), "other")))
     return sorted(dated)
+
+
+def _resolved(orders: DraftOrders, evidence: PatientEvidence) -> list[DraftOrderFacts]:
+    """The orders' facts with reasonReference resolved against the patient's conditions (as assess does)."""
+    cca = frozenset(c.reference for c in evidence.conditions if c.kind is ConditionKind.CHOLANGIOCARCINOMA)
+    stricture = frozenset(
+        c.reference for c in evidence.conditions if c.kind is ConditionKind.BILIARY_STRICTURE
+    )
+    return [resolve_reasons(f, cca, stricture) for f in orders.facts]
 
 
 def _igg4_measured(evidence: PatientEvidence) -> bool:
@@ -265,27 +271,28 @@ def _order_question(
     config: CoreConfig,
 ) -> None:
     """Fill the order columns: the first acting order on or after the index date and its card that day."""
-    cca_refs = frozenset(
-        c.reference for c in evidence.conditions if c.kind is ConditionKind.CHOLANGIOCARCINOMA
-    )
     acting: list[tuple[date, int]] = []
-    for position, resource in enumerate(orders.resources):
+    resection: list[int] = []
+    chemotherapy: list[int] = []
+    for position, (resource, facts) in enumerate(
+        zip(orders.resources, _resolved(orders, evidence), strict=True)
+    ):
         when = to_date(resource.authoredOn)
-        if when is None or when < index:
+        if when is None or when < index or not facts.actions:
             continue
-        facts = classify_order(resource, cca_refs)
-        if facts.actions:
-            acting.append((when, position))
-            if OrderAction.RESECTION in facts.actions and row.days_to_resection is None:
-                row.days_to_resection = (when - index).days
-            if OrderAction.SYSTEMIC_THERAPY in facts.actions and row.days_to_chemotherapy is None:
-                row.days_to_chemotherapy = (when - index).days
+        acting.append((when, position))
+        if OrderAction.RESECTION in facts.actions:
+            resection.append((when - index).days)
+        if OrderAction.SYSTEMIC_THERAPY in facts.actions:
+            chemotherapy.append((when - index).days)
+    row.days_to_resection = min(resection, default=None)
+    row.days_to_chemotherapy = min(chemotherapy, default=None)
     if not acting:
         return
     acting.sort()
     first_day = acting[0][0]
-    chosen = [orders.resources[p] for d, p in acting if d == first_day]
-    day_orders = DraftOrders(chosen, [classify_order(r) for r in chosen])
+    chosen = [p for d, p in acting if d == first_day]
+    day_orders = DraftOrders([orders.resources[p] for p in chosen], [orders.facts[p] for p in chosen])
     day_evidence = evidence_at(resources, first_day, config)
     card = assess("order-sign", day_orders, day_evidence)
     row.order_igg4_measured = _igg4_measured(day_evidence)

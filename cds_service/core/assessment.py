@@ -18,7 +18,7 @@ from cds_service.core.dates import window_start
 from cds_service.core.evidence import ConditionKind, DraftOrderFacts, PatientEvidence
 from cds_service.core.labs import extract_labs, wanted_observation
 from cds_service.core.medications import extract_medications
-from cds_service.core.orders import classify_order
+from cds_service.core.orders import classify_order, resolve_reasons
 from cds_service.core.presumption import Indicator, Presumption, acting_orders, choose_indicator, presumption
 from cds_service.core.reports import extract_reports
 from cds_service.core.resources import parse_resources
@@ -120,7 +120,7 @@ def assess(hook: str, orders: DraftOrders, evidence: PatientEvidence) -> Assessm
     stricture_refs = frozenset(
         c.reference for c in evidence.conditions if c.kind is ConditionKind.BILIARY_STRICTURE
     )
-    facts = [classify_order(r, cca_refs, stricture_refs) for r in orders.resources]
+    facts = [resolve_reasons(f, cca_refs, stricture_refs) for f in orders.facts]
     found = presumption(evidence, facts)
     acting = acting_orders(facts)
     if not found.present or (hook in ORDER_HOOKS and not acting):

@@ -155,6 +155,9 @@ class DraftOrderFacts:
     """True only when the reason names cholangiocarcinoma (a stricture reason acts, but presumes nothing)."""
     label: str
     """Our own label for what was matched, e.g. "CPT 47130" (never record text)."""
+    reason_references: frozenset[str] = frozenset()
+    """The order's ``reasonReference`` targets, resolved against the patient's conditions by
+    :func:`cds_service.core.orders.resolve_reasons` once they are read."""
 
 
 @dataclass

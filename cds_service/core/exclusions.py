@@ -27,6 +27,29 @@ from cds_service.core.findings import Concept
 from cds_service.core.tissue import other_organ_sites
 
 
+class ExclusionId(StrEnum):
+    """The ACR/EULAR exclusion criteria, by the id the card's extension reports."""
+
+    CYTOPENIAS = "cytopenias"
+    EOSINOPHILIA = "eosinophilia"
+    ANCA = "anca"
+    SSA_SSB = "ssa-ssb"
+    DSDNA_RNP_SM = "dsdna-rnp-sm"
+    CRYOGLOBULINEMIA = "cryoglobulinemia"
+    SUSPICIOUS_RADIOLOGY = "suspicious-radiology"
+    RAPID_PROGRESSION = "rapid-progression"
+    ERDHEIM_CHESTER = "erdheim-chester"
+    SPLENOMEGALY = "splenomegaly"
+    SUSPICIOUS_PATHOLOGY = "suspicious-pathology"
+    PATHOLOGY_OTHER = "pathology-other"
+    CASTLEMAN = "castleman"
+    IBD_PANCREATOBILIARY_ONLY = "ibd-pancreatobiliary-only"
+    FEVER = "fever"
+    NO_STEROID_RESPONSE = "no-steroid-response"
+    OTHER_AUTOANTIBODY = "other-autoantibody"
+    HASHIMOTO_THYROID_ONLY = "hashimoto-thyroid-only"
+
+
 class ExclusionStatus(StrEnum):
     """``present`` blocks classification; ``unresolved`` is for the clinician to settle."""
 
@@ -35,10 +58,10 @@ class ExclusionStatus(StrEnum):
 
 
 NOT_ASSESSED_EXCLUSIONS: Final = (
-    "fever",
-    "no-steroid-response",
-    "other-autoantibody",
-    "hashimoto-thyroid-only",
+    ExclusionId.FEVER,
+    ExclusionId.NO_STEROID_RESPONSE,
+    ExclusionId.OTHER_AUTOANTIBODY,
+    ExclusionId.HASHIMOTO_THYROID_ONLY,
 )
 """Exclusions the service never assesses automatically; the card lists them for the clinician."""
 
@@ -47,27 +70,27 @@ NOT_ASSESSED_EXCLUSIONS: Final = (
 class ExclusionResult:
     """An exclusion found ``present`` or ``unresolved``."""
 
-    id: str
+    id: ExclusionId
     status: ExclusionStatus
     label: str
     evidence: tuple[Evidence, ...] = ()
 
 
-EXCLUSION_LABELS: Final[dict[str, str]] = {
-    "cytopenias": "Leukopenia and thrombocytopenia without explanation",
-    "eosinophilia": "Peripheral eosinophilia > 3.0 × 10⁹/L",
-    "anca": "Positive ANCA against PR3 or MPO",
-    "ssa-ssb": "Positive SSA/Ro or SSB/La",
-    "dsdna-rnp-sm": "Positive dsDNA, RNP or Sm",
-    "cryoglobulinemia": "Cryoglobulinemia",
-    "suspicious-radiology": "Radiology suspicious for malignancy not sufficiently investigated",
-    "rapid-progression": "Rapid radiological progression",
-    "erdheim-chester": "Long-bone findings consistent with Erdheim–Chester disease",
-    "splenomegaly": "Splenomegaly",
-    "suspicious-pathology": "Infiltrate suggesting malignancy (atypia) not sufficiently evaluated",
-    "pathology-other": "Pathology favouring another diagnosis",
-    "castleman": "Known multicentric Castleman disease",
-    "ibd-pancreatobiliary-only": "Crohn's disease or ulcerative colitis with pancreatobiliary-only disease",
+EXCLUSION_LABELS: Final[dict[ExclusionId, str]] = {
+    ExclusionId.CYTOPENIAS: "Leukopenia and thrombocytopenia without explanation",
+    ExclusionId.EOSINOPHILIA: "Peripheral eosinophilia > 3.0 × 10⁹/L",
+    ExclusionId.ANCA: "Positive ANCA against PR3 or MPO",
+    ExclusionId.SSA_SSB: "Positive SSA/Ro or SSB/La",
+    ExclusionId.DSDNA_RNP_SM: "Positive dsDNA, RNP or Sm",
+    ExclusionId.CRYOGLOBULINEMIA: "Cryoglobulinemia",
+    ExclusionId.SUSPICIOUS_RADIOLOGY: "Radiology suspicious for malignancy not sufficiently investigated",
+    ExclusionId.RAPID_PROGRESSION: "Rapid radiological progression",
+    ExclusionId.ERDHEIM_CHESTER: "Long-bone findings consistent with Erdheim–Chester disease",
+    ExclusionId.SPLENOMEGALY: "Splenomegaly",
+    ExclusionId.SUSPICIOUS_PATHOLOGY: "Infiltrate suggesting malignancy (atypia) not sufficiently evaluated",
+    ExclusionId.PATHOLOGY_OTHER: "Pathology favouring another diagnosis",
+    ExclusionId.CASTLEMAN: "Known multicentric Castleman disease",
+    ExclusionId.IBD_PANCREATOBILIARY_ONLY: "Crohn's disease or ulcerative colitis with pancreatobiliary-only disease",
 }
 
 EOSINOPHILIA_LIMIT: Final = Decimal(3)  # 10^9/L
@@ -147,40 +170,40 @@ def assess_exclusions(
     pathology = [r for r in reports if r.kind is ReportKind.PATHOLOGY]
     out: list[ExclusionResult] = []
 
-    def add(exclusion_id: str, status: ExclusionStatus, ev: Iterable[Evidence]) -> None:
+    def add(exclusion_id: ExclusionId, status: ExclusionStatus, ev: Iterable[Evidence]) -> None:
         out.append(ExclusionResult(exclusion_id, status, EXCLUSION_LABELS[exclusion_id], tuple(ev)))
 
     wbc, platelets = evidence.lab(codes.WBC), evidence.lab(codes.PLATELETS)
     if wbc and platelets and wbc[0].below_low and platelets[0].below_low:
-        add("cytopenias", ExclusionStatus.UNRESOLVED, _lab_evidence([wbc[0], platelets[0]], "low"))
+        add(ExclusionId.CYTOPENIAS, ExclusionStatus.UNRESOLVED, _lab_evidence([wbc[0], platelets[0]], "low"))
     if eos := _eosinophilia(evidence):
-        add("eosinophilia", ExclusionStatus.PRESENT, eos)
+        add(ExclusionId.EOSINOPHILIA, ExclusionStatus.PRESENT, eos)
     serology = (
-        ("anca", (codes.ANCA_MPO, codes.ANCA_PR3), "ANCA"),
-        ("ssa-ssb", tuple(codes.SSA | codes.SSB), "SSA/SSB"),
-        ("dsdna-rnp-sm", tuple(codes.DSDNA | codes.RNP | codes.SM), "dsDNA/RNP/Sm"),
-        ("cryoglobulinemia", (codes.CRYOGLOBULIN,), "cryoglobulins"),
+        (ExclusionId.ANCA, (codes.ANCA_MPO, codes.ANCA_PR3), "ANCA"),
+        (ExclusionId.SSA_SSB, tuple(codes.SSA | codes.SSB), "SSA/SSB"),
+        (ExclusionId.DSDNA_RNP_SM, tuple(codes.DSDNA | codes.RNP | codes.SM), "dsDNA/RNP/Sm"),
+        (ExclusionId.CRYOGLOBULINEMIA, (codes.CRYOGLOBULIN,), "cryoglobulins"),
     )
     for exclusion_id, loinc, label in serology:
         if positives := [r for r in evidence.lab(*loinc) if r.positive]:
             add(exclusion_id, ExclusionStatus.PRESENT, _lab_evidence(positives, f"{label} positive"))
     if presumed_cca and not tissue_explains:
-        add("suspicious-radiology", ExclusionStatus.UNRESOLVED, [])
+        add(ExclusionId.SUSPICIOUS_RADIOLOGY, ExclusionStatus.UNRESOLVED, [])
     for exclusion_id, concept in (
-        ("rapid-progression", Concept.RAPID_PROGRESSION),
-        ("erdheim-chester", Concept.ERDHEIM_CHESTER),
-        ("splenomegaly", Concept.SPLENOMEGALY),
+        (ExclusionId.RAPID_PROGRESSION, Concept.RAPID_PROGRESSION),
+        (ExclusionId.ERDHEIM_CHESTER, Concept.ERDHEIM_CHESTER),
+        (ExclusionId.SPLENOMEGALY, Concept.SPLENOMEGALY),
     ):
         if ev := affirmed(reports, concept):
             add(exclusion_id, ExclusionStatus.PRESENT, ev)
     if ev := affirmed(pathology, Concept.ATYPIA):
-        add("suspicious-pathology", ExclusionStatus.UNRESOLVED, ev)
+        add(ExclusionId.SUSPICIOUS_PATHOLOGY, ExclusionStatus.UNRESOLVED, ev)
     if ev := affirmed(pathology, Concept.PATHOLOGY_OTHER):
-        add("pathology-other", ExclusionStatus.PRESENT, ev)
+        add(ExclusionId.PATHOLOGY_OTHER, ExclusionStatus.PRESENT, ev)
     castleman = [c for c in evidence.conditions if c.kind is ConditionKind.CASTLEMAN]
     if castleman:
         add(
-            "castleman",
+            ExclusionId.CASTLEMAN,
             ExclusionStatus.PRESENT,
             [Evidence(c.reference, iso_date(c.onset), "multicentric Castleman disease") for c in castleman],
         )
@@ -195,7 +218,7 @@ def assess_exclusions(
             ConditionKind.CROHNS_DISEASE: "Crohn's disease",
         }
         add(
-            "ibd-pancreatobiliary-only",
+            ExclusionId.IBD_PANCREATOBILIARY_ONLY,
             ExclusionStatus.PRESENT,
             [Evidence(c.reference, iso_date(c.onset), ibd_names[c.kind]) for c in ibd],
         )

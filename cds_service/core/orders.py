@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any, Final
 
 from cds_service.core import codes
@@ -76,28 +77,23 @@ def _label_texts(resource: Any) -> list[str]:
     return [text for concept in concepts if concept is not None for text in concept_texts(concept)]
 
 
+REASON_LABEL: Final = "order with reason cholangiocarcinoma or biliary stricture"
+
+
 def _is_stricture_coding(coding: Any) -> bool:
     return (coding.system == codes.ICD10CM and coding.code in STRICTURE_ICD10) or (
         coding.system == codes.SNOMED and coding.code in STRICTURE_SNOMED
     )
 
 
-def _reasons(
-    resource: Any, cca_condition_refs: frozenset[str], stricture_condition_refs: frozenset[str] = frozenset()
-) -> tuple[bool, bool]:
-    """(reason names cholangiocarcinoma, reason names a biliary stricture) from reasonCode/reasonReference.
-
-    A ``reasonReference`` counts like the code of the Condition it points to (section 5).
-    """
+def _reasons(resource: Any) -> tuple[bool, bool]:
+    """(reason names cholangiocarcinoma, reason names a biliary stricture) from reasonCode."""
     cca = stricture = False
     for concept in resource.reasonCode or []:
         kinds, _ = concept_kinds(concept)
         cca |= ConditionKind.CHOLANGIOCARCINOMA in kinds
         stricture |= any(_is_stricture_coding(c) for c in _codings(concept))
         stricture |= any(_STRICTURE_REASON.search(t) for t in concept_texts(concept))
-    references = {ref.reference for ref in resource.reasonReference or [] if ref.reference}
-    cca |= bool(references & cca_condition_refs)
-    stricture |= bool(references & stricture_condition_refs)
     return cca, stricture
 
 
@@ -170,19 +166,41 @@ def classify_order(
 ) -> DraftOrderFacts:
     """Whether a draft ServiceRequest or MedicationRequest acts on a presumed cholangiocarcinoma.
 
-    ``cca_condition_refs``/``stricture_condition_refs``: "Condition/id" of the patient's CCA and biliary
-    stricture Conditions, so a ``reasonReference`` to one counts like its code.
+    Each order is classified once, from the order alone; its ``reasonReference`` targets are resolved
+    afterwards by :func:`resolve_reasons` against "Condition/id" of the patient's CCA and biliary stricture
+    Conditions (here when they are given), so a reference counts like the code of its Condition (section 5).
     """
     if resource.get_resource_type() == "MedicationRequest":
         actions, label = _medication_request_actions(resource)
     else:
         actions, label = _service_request_actions(resource)
     # Either reason makes the order act on the presumption; only a CCA reason raises the presumption itself.
-    reason_cca, reason_stricture = _reasons(resource, cca_condition_refs, stricture_condition_refs)
+    reason_cca, reason_stricture = _reasons(resource)
     if reason_cca or reason_stricture:
         actions.add(OrderAction.REASON)
-        label = label or "order with reason cholangiocarcinoma or biliary stricture"
+        label = label or REASON_LABEL
     reference = (
         f"{resource.get_resource_type()}/{resource.id}" if resource.id else resource.get_resource_type()
     )
-    return DraftOrderFacts(reference, frozenset(actions), reason_cca, label)
+    targets = frozenset(ref.reference for ref in resource.reasonReference or [] if ref.reference)
+    facts = DraftOrderFacts(reference, frozenset(actions), reason_cca, label, targets)
+    return resolve_reasons(facts, cca_condition_refs, stricture_condition_refs)
+
+
+def resolve_reasons(
+    order: DraftOrderFacts,
+    cca_condition_refs: frozenset[str],
+    stricture_condition_refs: frozenset[str] = frozenset(),
+) -> DraftOrderFacts:
+    """The order with its ``reasonReference`` resolved: a reference to the patient's cholangiocarcinoma
+    Condition is a CCA reason, one to a biliary stricture Condition a stricture reason (both make it act)."""
+    names_cca = bool(order.reason_references & cca_condition_refs)
+    names_stricture = bool(order.reason_references & stricture_condition_refs)
+    if not (names_cca or names_stricture):
+        return order
+    return replace(
+        order,
+        actions=order.actions | {OrderAction.REASON},
+        reason_is_cca=order.reason_is_cca or names_cca,
+        label=order.label or REASON_LABEL,
+    )

@@ -33,7 +33,7 @@ from typing import Any, Final, Literal, TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from cds_service.feedback.keys import StoreConfigError
+from cds_service.errors import StoreConfigError
 from cds_service.feedback.reports import FeedbackRecord, ServiceRates
 from cds_service.feedback.store import Store
 

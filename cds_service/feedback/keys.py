@@ -16,15 +16,13 @@ from typing import Final
 
 from sqlalchemy.engine import URL
 
+from cds_service.errors import StoreConfigError
+
 log = logging.getLogger(__name__)
 
 KEY_FILE_SUFFIX: Final = ".hash-key"
 """Appended to a SQLite database file's path to name its generated key file."""
 MIN_KEY_LENGTH: Final = 16
-
-
-class StoreConfigError(ValueError):
-    """The store cannot be opened as configured (e.g. no hash key for a server database)."""
 
 
 def key_bytes(key: object) -> bytes:

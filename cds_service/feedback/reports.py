@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import Connection, and_, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from cds_service.feedback.request import Outcome
+from cds_service.feedback.request import FeedbackOutcome
 from cds_service.feedback.schema import cards_shown, feedback
 
 Connect = Callable[[], AbstractContextManager[Connection]]
@@ -202,7 +202,7 @@ def rates_by_service(connect: Connect, *, top_reasons: int = 5) -> list[ServiceR
             conn.execute(
                 select(feedback.c.service_id, func.count())
                 .where(
-                    feedback.c.outcome == Outcome.OVERRIDDEN.value,
+                    feedback.c.outcome == FeedbackOutcome.OVERRIDDEN.value,
                     feedback.c.override_reason_code.is_(None),
                 )
                 .group_by(feedback.c.service_id)
@@ -217,7 +217,7 @@ def rates_by_service(connect: Connect, *, top_reasons: int = 5) -> list[ServiceR
                 func.count(),
             )
             .where(
-                feedback.c.outcome == Outcome.OVERRIDDEN.value,
+                feedback.c.outcome == FeedbackOutcome.OVERRIDDEN.value,
                 feedback.c.override_reason_code.is_not(None),
             )
             .group_by(
@@ -231,8 +231,8 @@ def rates_by_service(connect: Connect, *, top_reasons: int = 5) -> list[ServiceR
     result = []
     for service in sorted(set(shown) | set(items)):
         n_shown = shown.get(service, 0)
-        accepted = outcome_counts.get((service, Outcome.ACCEPTED.value), 0)
-        overridden = outcome_counts.get((service, Outcome.OVERRIDDEN.value), 0)
+        accepted = outcome_counts.get((service, FeedbackOutcome.ACCEPTED.value), 0)
+        overridden = outcome_counts.get((service, FeedbackOutcome.OVERRIDDEN.value), 0)
         top = sorted(reasons.get(service, []), key=lambda r: (-r.count, r.system, r.code))[:top_reasons]
         result.append(
             ServiceRates(

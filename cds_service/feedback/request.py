@@ -58,7 +58,7 @@ _RFC3339: Final = re.compile(
 )
 
 
-class Outcome(StrEnum):
+class FeedbackOutcome(StrEnum):
     """What the user did with a card."""
 
     ACCEPTED = "accepted"
@@ -109,7 +109,7 @@ class FeedbackItem(_Model):
     """One user interaction with one card (CDS Hooks 2.0 **Feedback**)."""
 
     card: Identifier
-    outcome: Outcome
+    outcome: FeedbackOutcome
     accepted_suggestions: (
         Annotated[tuple[AcceptedSuggestion, ...], Field(min_length=1, max_length=MAX_ITEMS)] | None
     ) = Field(default=None, alias="acceptedSuggestions")
@@ -123,7 +123,7 @@ class FeedbackItem(_Model):
 
     @model_validator(mode="after")
     def _conditional_members(self) -> FeedbackItem:
-        if self.outcome is Outcome.ACCEPTED:
+        if self.outcome is FeedbackOutcome.ACCEPTED:
             if self.accepted_suggestions is None:
                 raise PydanticCustomError(
                     "accepted_without_suggestions",

@@ -37,7 +37,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -46,10 +46,11 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
+from cds_service.core.assessment import Assessment
+from cds_service.errors import StoreConfigError
 from cds_service.feedback import reports
 from cds_service.feedback.keys import (
     KEY_FILE_SUFFIX,
-    StoreConfigError,
     key_bytes,
     load_or_create_key_file,
     read_key_file,
@@ -65,46 +66,60 @@ from cds_service.feedback.schema import (
     feedback,
     metadata,
 )
+from cds_service.settings import Settings
 
 log = logging.getLogger(__name__)
 
-CLASSIFICATION_EXTENSION: Final = "igg4rd-cds.classification"
-"""The card ``extension`` key whose ``classification`` and ``total`` are recorded with each card."""
+
+@dataclass(frozen=True, slots=True)
+class ShownCard:
+    """What is recorded of one card shown: its uuid, indicator, classification and score, suggestion uuids."""
+
+    uuid: str
+    indicator: str | None = None
+    classification: str | None = None
+    total: int | None = None
+    suggestion_ids: tuple[str, ...] = ()
 
 
-def _clip(value: object, length: int) -> str | None:
-    return value[:length] if isinstance(value, str) and value else None
+def shown_cards(cards: Sequence[Mapping[str, Any]], assessment: Assessment | None) -> list[ShownCard]:
+    """The cards of one response as recorded: uuids from the rendered cards, the rest from the assessment."""
+    criteria = assessment.criteria if assessment is not None else None
+    shown = []
+    for card in cards:
+        suggestions = card.get("suggestions") or ()
+        shown.append(
+            ShownCard(
+                uuid=card["uuid"],
+                indicator=assessment.indicator.value if assessment is not None else None,
+                classification=criteria.classification.value if criteria is not None else None,
+                total=criteria.total if criteria is not None else None,
+                suggestion_ids=tuple(s["uuid"] for s in suggestions),
+            )
+        )
+    return shown
+
+
+def _clip(value: str | None, length: int) -> str | None:
+    return value[:length] if value else None
 
 
 def _card_row(
-    card: Mapping[str, Any], service_id: str, hook: str, hook_instance: str, patient: tuple[str, str] | None
+    card: ShownCard, service_id: str, hook: str, hook_instance: str, patient: tuple[str, str] | None
 ) -> dict[str, Any] | None:
-    card_uuid = card.get("uuid")
-    if not isinstance(card_uuid, str) or not card_uuid or len(card_uuid) > MAX_ID_LENGTH:
+    if not card.uuid or len(card.uuid) > MAX_ID_LENGTH:
         return None
-    extension = card.get("extension")
-    summary = extension.get(CLASSIFICATION_EXTENSION) if isinstance(extension, Mapping) else None
-    classification = summary.get("classification") if isinstance(summary, Mapping) else None
-    total = summary.get("total") if isinstance(summary, Mapping) else None
-    if isinstance(total, float) and total.is_integer():
-        total = int(total)
-    suggestions = card.get("suggestions")
-    suggestion_ids = [
-        s["uuid"]
-        for s in (suggestions if isinstance(suggestions, list) else [])
-        if isinstance(s, Mapping) and isinstance(s.get("uuid"), str)
-    ]
     return {
-        "card_uuid": card_uuid,
+        "card_uuid": card.uuid,
         "service_id": service_id[:NAME_LENGTH],
         "hook": hook[:NAME_LENGTH],
         "hook_instance": hook_instance[:NAME_LENGTH],
         "patient_hash": patient[0] if patient else None,
         "patient_key_id": patient[1] if patient else None,
-        "indicator": _clip(card.get("indicator"), INDICATOR_LENGTH),
-        "classification": _clip(classification, CLASSIFICATION_LENGTH),
-        "total": total if isinstance(total, int) and not isinstance(total, bool) else None,
-        "suggestion_ids": suggestion_ids,
+        "indicator": _clip(card.indicator, INDICATOR_LENGTH),
+        "classification": _clip(card.classification, CLASSIFICATION_LENGTH),
+        "total": card.total,
+        "suggestion_ids": list(card.suggestion_ids),
     }
 
 
@@ -116,7 +131,7 @@ class CardBatch:
     hook: str
     hook_instance: str
     patient_ref: str | None
-    cards: Sequence[Mapping[str, Any]]
+    cards: Sequence[ShownCard]
 
 
 class Store:
@@ -178,14 +193,13 @@ class Store:
         return cls(engine, key, serialise=serialise)
 
     @classmethod
-    def from_settings(cls, settings: object) -> Store:
+    def from_settings(cls, settings: Settings) -> Store:
         """Open the store the settings describe (``database_url``, ``feedback_hash_key``).
 
         Raises :class:`StoreConfigError` when no hash key is configured for a database that is not a
         SQLite file.
         """
-        url: str = getattr(settings, "database_url", "sqlite:///igg4rd-cds-feedback.sqlite3")
-        store = cls.from_url(url, hash_key=getattr(settings, "feedback_hash_key", None))
+        store = cls.from_url(settings.database_url, hash_key=settings.feedback_hash_key)
         if store._key is None:
             store.close()
             raise StoreConfigError(
@@ -261,14 +275,13 @@ class Store:
         hook: str,
         hook_instance: str,
         patient_ref: str | None,
-        cards: Sequence[Mapping[str, Any]],
+        cards: Sequence[ShownCard],
     ) -> int:
         """Record the cards of one hook response; return how many were new.
 
         Cards without a ``uuid`` are skipped (no feedback can name them); a card already recorded is kept
-        as first recorded. ``indicator``, the ``igg4rd-cds.classification`` extension's ``classification``
-        and ``total``, and the suggestion uuids are kept; ``patient_ref`` (e.g. ``context.patientId``) is
-        stored only as :meth:`patient_hash`.
+        as first recorded. ``patient_ref`` (e.g. ``context.patientId``) is stored only as
+        :meth:`patient_hash`.
         """
         return self.record_card_batches([CardBatch(service_id, hook, hook_instance, patient_ref, cards)])
 

@@ -59,11 +59,6 @@ class FetchResult:
     complete: bool = True
     note: str | None = None
 
-    @property
-    def ok(self) -> bool:
-        """Always True: this outcome holds data."""
-        return True
-
 
 @dataclass(frozen=True)
 class FetchFailure:
@@ -73,13 +68,9 @@ class FetchFailure:
     status: int | None = None
     elapsed_s: float = 0.0
 
-    @property
-    def ok(self) -> bool:
-        """Always False: this outcome holds no data."""
-        return False
 
-
-FetchOutcome = FetchResult | FetchFailure
+FetchResultOrFailure = FetchResult | FetchFailure
+"""What one query gave: data (:class:`FetchResult`) or a safe reason (:class:`FetchFailure`)."""
 
 
 class _QueryError(Exception):
@@ -181,7 +172,7 @@ class FhirFetcher:
         access_token: str | None,
         queries: Mapping[str, str],
         deadline: float,
-    ) -> dict[str, FetchOutcome]:
+    ) -> dict[str, FetchResultOrFailure]:
         """Run every query (key -> relative query such as ``Condition?patient=123``) before ``deadline``.
 
         ``deadline`` is a :func:`time.monotonic` instant. Returns one outcome per key, by the deadline at the
@@ -203,8 +194,8 @@ class FhirFetcher:
             return {key: FetchFailure("fhirServer is not a plain http(s) URL") for key in queries}
         call = _Call(base, base_norm, headers, deadline, timeout_reason)
 
-        futures: dict[str, Future[FetchOutcome]] = {}
-        outcomes: dict[str, FetchOutcome] = {}
+        futures: dict[str, Future[FetchResultOrFailure]] = {}
+        outcomes: dict[str, FetchResultOrFailure] = {}
         for key, query in queries.items():
             if budget <= 0:
                 outcomes[key] = FetchFailure(timeout_reason)
@@ -224,7 +215,7 @@ class FhirFetcher:
 
     # -- internals --------------------------------------------------------------------------------------------
 
-    def _run_query(self, call: _Call, key: str, query: str) -> FetchOutcome:
+    def _run_query(self, call: _Call, key: str, query: str) -> FetchResultOrFailure:
         """Run one query and its paging; never raises."""
         started = time.monotonic()
         try:

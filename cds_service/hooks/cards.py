@@ -273,7 +273,11 @@ def classification_extension(result: CriteriaResult) -> dict[str, Any]:
             for d in Domain
         },
         "exclusions": [
-            {"id": e.id, "status": e.status.value, "evidence": sorted({ev.reference for ev in e.evidence})}
+            {
+                "id": e.id.value,
+                "status": e.status.value,
+                "evidence": sorted({ev.reference for ev in e.evidence}),
+            }
             for e in result.exclusions
         ],
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
+from cds_service.errors import UnknownServiceError
 from cds_service.hooks.queries import QUERIES
 
 
@@ -43,6 +44,16 @@ SERVICES: Final[tuple[ServiceDefinition, ...]] = (
     ),
 )
 SERVICES_BY_ID: Final[dict[str, ServiceDefinition]] = {s.id: s for s in SERVICES}
+SERVICE_FOR_HOOK: Final[dict[str, str]] = {s.hook: s.id for s in SERVICES}
+"""Hook name -> the id of the service that answers it (one service per hook)."""
+
+
+def find_service(service_id: str) -> ServiceDefinition:
+    """The service with this id; :class:`UnknownServiceError` (404) when there is none. The one check."""
+    service = SERVICES_BY_ID.get(service_id)
+    if service is None:
+        raise UnknownServiceError(f"no CDS service with id '{service_id}'")
+    return service
 
 
 def prefetch_templates() -> dict[str, str]:

@@ -11,7 +11,7 @@ from cds_service.hooks.queries import QUERIES_BY_KEY
 from cds_service.settings import Settings
 
 if TYPE_CHECKING:
-    from cds_service.hooks.request import HookRequest
+    from cds_service.hooks.request import FhirTarget
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +35,17 @@ class PrefetchFetcher:
         self.fetcher.close()
 
     def fetch_missing(
-        self, request: HookRequest, keys: list[str], deadline: float, allowed_bases: tuple[str, ...] = ()
+        self, target: FhirTarget, keys: list[str], deadline: float, allowed_bases: tuple[str, ...] = ()
     ) -> tuple[dict[str, Any], dict[str, str]]:
         """Return (key -> data) for what was fetched and (key -> reason) for what failed.
 
         ``allowed_bases``: FHIR bases the authenticated caller may name, on top of the deployment's list.
         """
-        patient_id = request.patient_id
-        server = request.fhir_server
+        server = target.server
         unknown = [k for k in keys if k not in QUERIES_BY_KEY]
         failures = dict.fromkeys(unknown, "unknown prefetch key")
         wanted = [k for k in keys if k in QUERIES_BY_KEY]
         if not wanted:
-            return {}, failures
-        if not server or not patient_id:
-            failures.update(dict.fromkeys(wanted, "no fhirServer or context.patientId"))
             return {}, failures
         allowed = [*self.settings.allowed_fhir_bases, *allowed_bases]
         if not is_allowed_base(server, allowed, self.settings.dev_mode):
@@ -58,8 +54,8 @@ class PrefetchFetcher:
             )
             failures.update(dict.fromkeys(wanted, "fhirServer not allowed"))
             return {}, failures
-        queries = {k: QUERIES_BY_KEY[k].render(patient_id) for k in wanted}
-        outcomes = self.fetcher.fetch(server, request.access_token, queries, deadline)
+        queries = {k: QUERIES_BY_KEY[k].render(target.patient_id) for k in wanted}
+        outcomes = self.fetcher.fetch(server, target.access_token, queries, deadline)
         data: dict[str, Any] = {}
         for key, outcome in outcomes.items():
             if isinstance(outcome, FetchResult):

@@ -20,11 +20,17 @@ from cds_service.core.assessment import (
     read_evidence,
     read_orders,
 )
-from cds_service.errors import DataUnavailableError, FailedQuery, UnknownServiceError
+from cds_service.errors import DataUnavailableError, FailedQuery
 from cds_service.hooks.cards import render_cards
-from cds_service.hooks.discovery import SERVICES_BY_ID
+from cds_service.hooks.discovery import ServiceDefinition
 from cds_service.hooks.queries import QUERIES_BY_KEY
-from cds_service.hooks.request import HookRequest, parse_hook_request, search_errors, sort_prefetch
+from cds_service.hooks.request import (
+    FhirTarget,
+    HookRequest,
+    parse_hook_request,
+    search_errors,
+    sort_prefetch,
+)
 from cds_service.settings import Settings
 
 
@@ -32,7 +38,7 @@ class Fetcher(Protocol):
     """Fetches absent prefetch keys from the client's FHIR server (see :mod:`cds_service.fhir.client`)."""
 
     def fetch_missing(
-        self, request: HookRequest, keys: list[str], deadline: float, allowed_bases: tuple[str, ...] = ()
+        self, target: FhirTarget, keys: list[str], deadline: float, allowed_bases: tuple[str, ...] = ()
     ) -> tuple[dict[str, Any], dict[str, str]]:
         """Return (key -> data) for what was fetched and (key -> reason) for what failed.
 
@@ -42,15 +48,15 @@ class Fetcher(Protocol):
 
 
 @dataclass
-class HookOutcome:
-    """The cards of one call, and what the log line reports about it.
+class HookResult:
+    """The cards of one call, the assessment they were rendered from, and what the log line reports.
 
-    ``patient_id`` (the validated ``context.patientId``) is there to record the cards shown, where it is
-    stored hashed; it is never logged.
+    ``patient_id`` (the validated ``context.patientId``) and ``assessment`` are there to record the cards
+    shown, where the patient is stored hashed; neither is ever logged. ``assessment`` is ``None`` when the
+    call needed no patient data (no draft order acts on a presumed cholangiocarcinoma).
     """
 
     cards: list[dict[str, Any]]
-    service_id: str
     hook_instance: str
     patient_id: str | None = None
     assessment: Assessment | None = None
@@ -92,14 +98,15 @@ def gather_data(
     failures = dict(prefetch.failed)
     fetched: list[str] = []
     if prefetch.absent:
-        if fetcher is not None and request.fhir_server and request.patient_id:
-            got, fetch_failures = fetcher.fetch_missing(request, prefetch.absent, deadline, allowed_bases)
+        target = request.fhir_target
+        if fetcher is not None and target is not None:
+            got, fetch_failures = fetcher.fetch_missing(target, prefetch.absent, deadline, allowed_bases)
             data.update(got)
             fetched = sorted(got)
             failures.update(fetch_failures)
         else:
             reason = "absent from prefetch and no FHIR server to query"
-            if request.fhir_server and not request.patient_id:
+            if target is None and request.fhir_server:
                 reason = "absent from prefetch and context.patientId missing"
             failures.update(dict.fromkeys(prefetch.absent, reason))
     partial: set[str] = set()
@@ -121,7 +128,7 @@ def gather_data(
 
 
 def handle_hook(
-    service_id: str,
+    service: ServiceDefinition,
     body: Any,
     settings: Settings,
     fetcher: Fetcher | None = None,
@@ -129,30 +136,30 @@ def handle_hook(
     allowed_bases: tuple[str, ...] = (),
     today: date | None = None,
     clock: Callable[[], float] = time.monotonic,
-) -> HookOutcome:
-    """Answer one hook call. Raises the :mod:`cds_service.errors` exceptions for the edge to render."""
+) -> HookResult:
+    """Answer one hook call to ``service`` (see :func:`cds_service.hooks.discovery.find_service`).
+
+    Raises the :mod:`cds_service.errors` exceptions for the edge to render.
+    """
     timer = _Clock()
     deadline = clock() + settings.hook_time_budget_s
-    service = SERVICES_BY_ID.get(service_id)
-    if service is None:
-        raise UnknownServiceError(f"no CDS service with id '{service_id}'")
     request = parse_hook_request(body, service.hook)
     orders = read_orders(
         request.draft_orders, request.context.get("selections") if request.hook == "order-select" else None
     )
-    outcome = HookOutcome([], service_id, request.hook_instance, request.patient_id)
+    result = HookResult([], request.hook_instance, request.patient_id)
     timer.lap("parse")
     if not needs_patient_data(request.hook, orders):
-        outcome.timings_ms = timer.timings
-        return outcome
-    data, unavailable, outcome.fetched = gather_data(request, settings, fetcher, deadline, allowed_bases)
+        result.timings_ms = timer.timings
+        return result
+    data, unavailable, result.fetched = gather_data(request, settings, fetcher, deadline, allowed_bases)
     timer.lap("fetch")
     evidence = read_evidence(data, unavailable, core_config(settings), today or datetime.now(UTC).date())
     assessment = assess(request.hook, orders, evidence)
     timer.lap("evaluate")
-    outcome.cards = render_cards(assessment, request.patient_id)
+    result.cards = render_cards(assessment, request.patient_id)
     timer.lap("render")
-    outcome.assessment = assessment
-    outcome.skipped_resources = evidence.skipped.total + orders.skipped.total
-    outcome.timings_ms = timer.timings
-    return outcome
+    result.assessment = assessment
+    result.skipped_resources = evidence.skipped.total + orders.skipped.total
+    result.timings_ms = timer.timings
+    return result

@@ -15,6 +15,15 @@ FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
 @dataclass(frozen=True)
+class FhirTarget:
+    """Where and for whom absent prefetch keys may be fetched: ``fhirServer``, a valid patient id, the token."""
+
+    server: str
+    patient_id: str
+    access_token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class HookRequest:
     """The parts of a CDS Hooks 2.0 request the service uses."""
 
@@ -30,6 +39,15 @@ class HookRequest:
         """``context.patientId`` when it is a valid FHIR id (so it can go into a query string unescaped)."""
         value = self.context.get("patientId")
         return value if isinstance(value, str) and FHIR_ID.fullmatch(value) else None
+
+    @property
+    def fhir_target(self) -> FhirTarget | None:
+        """The FHIR server to query for absent prefetch keys; ``None`` without ``fhirServer`` or a valid
+        ``context.patientId`` (the one place that decides whether data may be fetched)."""
+        patient_id = self.patient_id
+        if not self.fhir_server or patient_id is None:
+            return None
+        return FhirTarget(self.fhir_server, patient_id, self.access_token)
 
     @property
     def draft_orders(self) -> Any:

@@ -354,12 +354,38 @@ def _verify_signature(signed: CompactSignature, key: Key, alg: str, iss: str) ->
         raise AuthenticationError("bad signature", iss)
 
 
-def build_authenticator(settings: Settings) -> Authenticator | None:
-    """The authenticator the app should use, or None in dev mode without a trust file (unauthenticated).
+class NoAuthentication:
+    """Development mode without a trust file: every call is accepted, with no caller."""
 
-    :raises TrustConfigError: outside dev mode when no valid trust file is configured.
-    """
-    if settings.dev_mode and settings.trust_file is None:
-        log.warning("dev mode without a trust file: CDS Hooks calls are NOT authenticated")
+    def verify(self, authorization: str | None, url: str) -> None:
+        """Accept the call unauthenticated."""
         return None
-    return Authenticator.from_settings(settings)
+
+
+class RefuseEveryCall:
+    """No trust file outside development mode: every hook and feedback call is refused."""
+
+    def verify(self, authorization: str | None, url: str) -> Caller:
+        """Refuse the call (:class:`AuthenticationError`)."""
+        raise AuthenticationError("no trust configured and not in development mode")
+
+
+CallerCheck = Authenticator | NoAuthentication | RefuseEveryCall
+"""What authenticates a call: ``verify(authorization, url)`` returns the caller (``None``: unauthenticated)."""
+
+
+def build_authenticator(settings: Settings) -> CallerCheck:
+    """How calls are authenticated: the one decision, from ``trust_file`` and ``dev_mode``.
+
+    A trust file: JWTs are verified (also in dev mode). No trust file: in dev mode calls are accepted
+    unauthenticated; otherwise every hook and feedback call is refused (discovery stays open).
+
+    :raises TrustConfigError: when the trust file is invalid.
+    """
+    if settings.trust_file is not None:
+        return Authenticator.from_settings(settings)
+    if settings.dev_mode:
+        log.warning("dev mode without a trust file: CDS Hooks calls are NOT authenticated")
+        return NoAuthentication()
+    log.warning("no trust file configured: hook and feedback calls are refused (discovery stays open)")
+    return RefuseEveryCall()

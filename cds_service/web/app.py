@@ -27,11 +27,11 @@ from cds_service.errors import (
     CDSError,
     PayloadTooLargeError,
     RequestError,
-    UnknownServiceError,
 )
 from cds_service.feedback.request import parse_feedback
-from cds_service.feedback.store import CardBatch
-from cds_service.hooks.discovery import SERVICES_BY_ID, discovery_document
+from cds_service.feedback.store import CardBatch, shown_cards
+from cds_service.fhir.client import FHIR_JSON
+from cds_service.hooks.discovery import discovery_document, find_service
 from cds_service.hooks.fetcher import PrefetchFetcher
 from cds_service.hooks.handler import Fetcher, handle_hook
 from cds_service.logs import configure_logging
@@ -41,8 +41,6 @@ from cds_service.web.operation_outcome import error_outcome, operation_outcome
 from cds_service.web.preview import preview_router
 
 logger = logging.getLogger("cds_service.calls")
-
-FHIR_JSON = "application/fhir+json"
 
 
 class ORJSONResponse(JSONResponse):
@@ -174,8 +172,7 @@ def create_app(
     async def call_service(service_id: str, request: Request) -> Response:
         """Answer a hook call with ``{"cards": [...]}``."""
         started = time.perf_counter()
-        if service_id not in SERVICES_BY_ID:
-            raise UnknownServiceError(f"no CDS service with id '{service_id}'")
+        service = find_service(service_id)
         caller = deps.authenticate(request.headers.get("authorization"), _public_url(request, settings))
         body = await _read_body(request, settings.max_body_bytes)
         run = partial(
@@ -183,11 +180,11 @@ def create_app(
             allowed_bases=caller.allowed_fhir_bases if caller else (),
             today=today() if today else None,
         )
-        outcome = await run_in_threadpool(run, service_id, body, settings, deps.fetcher)
+        outcome = await run_in_threadpool(run, service, body, settings, deps.fetcher)
         if outcome.cards:
-            hook = SERVICES_BY_ID[service_id].hook
             patient = f"Patient/{outcome.patient_id}" if outcome.patient_id else None
-            deps.recorder.submit(CardBatch(service_id, hook, outcome.hook_instance, patient, outcome.cards))
+            cards = shown_cards(outcome.cards, outcome.assessment)
+            deps.recorder.submit(CardBatch(service_id, service.hook, outcome.hook_instance, patient, cards))
         logger.info(
             "hook call",
             extra={
@@ -207,8 +204,7 @@ def create_app(
     @app.post("/cds-services/{service_id}/feedback")
     async def feedback(service_id: str, request: Request) -> Response:
         """Store CDS Hooks 2.0 feedback (accepted suggestions, overrides); resent items are stored once."""
-        if service_id not in SERVICES_BY_ID:
-            raise UnknownServiceError(f"no CDS service with id '{service_id}'")
+        find_service(service_id)
         deps.authenticate(request.headers.get("authorization"), _public_url(request, settings))
         parsed = parse_feedback(await _read_body(request, settings.max_body_bytes))
         stored = await run_in_threadpool(deps.record_feedback, service_id, parsed.feedback)
@@ -224,4 +220,17 @@ def create_app(
     return app
 
 
-app = create_app()
+_default_app: FastAPI | None = None
+
+
+def __getattr__(name: str) -> FastAPI:
+    """``app``: the app built from the environment's settings on first use (``uvicorn cds_service.web.app:app``).
+
+    Built lazily so that importing :func:`create_app` (``igg4-cds serve``, tests) builds no app of its own.
+    """
+    global _default_app  # noqa: PLW0603 - the one process-wide app of the import string
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _default_app is None:
+        _default_app = create_app()
+    return _default_app

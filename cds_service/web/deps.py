@@ -9,14 +9,13 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from cds_service.errors import AuthenticationError, StorageUnavailableError
-from cds_service.feedback.keys import StoreConfigError
+from cds_service.errors import StorageUnavailableError, StoreConfigError
 from cds_service.feedback.recorder import CardRecorder
 from cds_service.feedback.request import FeedbackItem
 from cds_service.feedback.store import Store
 from cds_service.hooks.handler import Fetcher
 from cds_service.settings import Settings
-from cds_service.trust.authenticator import Authenticator, Caller, build_authenticator
+from cds_service.trust.authenticator import Caller, CallerCheck, build_authenticator
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +25,7 @@ class Dependencies:
     """Everything a request handler needs besides the request. One per app."""
 
     settings: Settings
-    authenticator: Authenticator | None
+    authenticator: CallerCheck
     fetcher: Fetcher | None = None
     _store: Store | None = field(default=None, init=False)
     _store_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -37,21 +36,12 @@ class Dependencies:
 
     @classmethod
     def from_settings(cls, settings: Settings, fetcher: Fetcher | None = None) -> Dependencies:
-        """Build from settings. Without a trust file and outside dev mode, every hook call is refused."""
-        if settings.trust_file is None and not settings.dev_mode:
-            log.warning(
-                "no trust file configured: hook and feedback calls are refused (discovery stays open)"
-            )
-            return cls(settings, None, fetcher)
+        """Build from settings (how calls are authenticated: :func:`build_authenticator`)."""
         return cls(settings, build_authenticator(settings), fetcher)
 
     def authenticate(self, authorization: str | None, url: str) -> Caller | None:
         """The verified caller, or None in dev mode without trust. Raises AuthenticationError otherwise."""
-        if self.authenticator is not None:
-            return self.authenticator.verify(authorization, url)
-        if self.settings.dev_mode:
-            return None
-        raise AuthenticationError("no trust configured and not in development mode")
+        return self.authenticator.verify(authorization, url)
 
     def record_feedback(self, service_id: str, items: Sequence[FeedbackItem]) -> int:
         """Store feedback items; a store failure becomes :class:`StorageUnavailableError` (503)."""

@@ -30,20 +30,16 @@ from markdown_it import MarkdownIt
 from starlette.concurrency import run_in_threadpool
 
 from cds_service.errors import CDSError
-from cds_service.fixtures.catalog import Fixture, fixture_dirs, load_fixture
-from cds_service.hooks.discovery import SERVICES
+from cds_service.fixtures.catalog import FIXTURE_DATE, Fixture, fixture_dirs, load_fixture
+from cds_service.hooks.cards import EXTENSION_KEY
+from cds_service.hooks.discovery import SERVICE_FOR_HOOK, find_service
 from cds_service.hooks.handler import handle_hook
 from cds_service.settings import Settings
-
-FIXTURE_DATE: Final = date(2026, 11, 25)
-"""The date the fixtures were written for: their lab lookback windows are evaluated on this day."""
 
 CSP: Final = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; base-uri 'none'"
 )
 """The preview's Content-Security-Policy: no script, no external resource, forms post back here only."""
-
-SERVICE_FOR_HOOK: Final = {service.hook: service.id for service in SERVICES}
 
 INDICATORS: Final = {
     # indicator: (band colour, badge background, badge text colour, label, header tint)
@@ -208,7 +204,7 @@ def _expectation(expected: Mapping[str, Any], cards: Sequence[Mapping[str, Any]]
     got_total: Any = None
     if cards:
         extension = cards[0].get("extension")
-        summary = extension.get("igg4rd-cds.classification") if isinstance(extension, Mapping) else None
+        summary = extension.get(EXTENSION_KEY) if isinstance(extension, Mapping) else None
         got_total = summary.get("total") if isinstance(summary, Mapping) else None
     matches = want_card == got_card and (total is None or total == got_total)
     expected_text = f"{want_card} card" + (f", {total} points" if total is not None else "")
@@ -230,7 +226,7 @@ def _evaluate(body: Any, settings: Settings, today: date) -> tuple[list[dict[str
         supported = ", ".join(sorted(SERVICE_FOR_HOOK))
         return [], f"Unsupported or missing hook {hook!r}: this service answers {supported}.", 400
     try:
-        outcome = handle_hook(service_id, body, settings, None, today=today)
+        outcome = handle_hook(find_service(service_id), body, settings, None, today=today)
     except CDSError as exc:
         return [], f"{type(exc).__name__} (HTTP {exc.status_code}): {exc}", exc.status_code
     return outcome.cards, None, 200

@@ -7,13 +7,12 @@ import json
 from datetime import date
 from pathlib import Path
 
-from cds_service.hooks.discovery import SERVICES
+from cds_service.hooks.discovery import SERVICE_FOR_HOOK, find_service
 from cds_service.hooks.handler import handle_hook
 from cds_service.settings import Settings
 from tests.audit.population import FIXTURES
 
 EVALUATION_DATE = "2026-11-25"
-SERVICE_FOR_HOOK = {s.hook: s.id for s in SERVICES}
 Card = tuple[str, str, str]
 """(indicator, total, classification) as patients.csv writes them ("" when absent)."""
 
@@ -24,7 +23,7 @@ def hook_cards() -> dict[str, tuple[str, Card]]:
     for folder in sorted(p for p in FIXTURES.iterdir() if (p / "request.json").is_file()):
         request = json.loads((folder / "request.json").read_text())
         outcome = handle_hook(
-            SERVICE_FOR_HOOK[request["hook"]],
+            find_service(SERVICE_FOR_HOOK[request["hook"]]),
             request,
             Settings(dev_mode=True),
             today=date.fromisoformat(EVALUATION_DATE),

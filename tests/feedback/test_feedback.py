@@ -13,7 +13,7 @@ import pytest
 from cds_service.errors import RequestError
 from cds_service.feedback.request import (
     FeedbackItem,
-    Outcome,
+    FeedbackOutcome,
     parse_feedback,
     parse_feedback_json,
     parse_timestamp,
@@ -74,7 +74,7 @@ def test_spec_examples_validate(path: Path) -> None:
 def test_parsed_values() -> None:
     request = parse_feedback(body(ACCEPTED, OVERRIDDEN))
     accepted, overridden = request.feedback
-    assert accepted.outcome is Outcome.ACCEPTED
+    assert accepted.outcome is FeedbackOutcome.ACCEPTED
     assert accepted.accepted_suggestion_ids == ("e56e1945-20b3-4393-8503-a1a20fd73152",)
     assert accepted.outcome_timestamp == datetime(2021, 12, 11, 10, 5, 31, tzinfo=UTC)
     assert overridden.override_reason is not None
@@ -129,7 +129,7 @@ def test_timestamps(text: str, expected: datetime) -> None:
 def test_timestamp_datetime_passthrough() -> None:
     aware = datetime(2020, 1, 1, 12, tzinfo=timezone(timedelta(hours=2)))
     assert parse_timestamp(aware) == datetime(2020, 1, 1, 10, tzinfo=UTC)
-    item = FeedbackItem(card="c", outcome=Outcome.OVERRIDDEN, outcome_timestamp=aware)
+    item = FeedbackItem(card="c", outcome=FeedbackOutcome.OVERRIDDEN, outcome_timestamp=aware)
     assert item.outcome_timestamp.tzinfo is UTC
 
 

@@ -7,26 +7,20 @@ import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from cds_service.feedback.export import FEEDBACK_COLUMNS, RATES_COLUMNS, export, export_rates, main
 from cds_service.feedback.request import parse_feedback
-from cds_service.feedback.store import Store
+from cds_service.feedback.store import ShownCard, Store
 from cds_service.settings import get_settings
 
 SERVICE = "igg4rd-cca"
 COMMENT = "Jane Roe MRN 4411 already on rituximab"
 
 
-def _card(uuid: str, suggestions: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {
-        "uuid": uuid,
-        "indicator": "warning",
-        "suggestions": [{"uuid": s} for s in suggestions],
-        "extension": {"igg4rd-cds.classification": {"classification": "meets", "total": 35}},
-    }
+def _card(uuid: str, suggestions: tuple[str, ...] = ()) -> ShownCard:
+    return ShownCard(uuid, "warning", "meets", 35, suggestions)
 
 
 def _populate(store: Store) -> None:

@@ -1,11 +1,11 @@
 import threading
 
 from cds_service.feedback.recorder import CardRecorder
-from cds_service.feedback.store import CardBatch, Store
+from cds_service.feedback.store import CardBatch, ShownCard, Store
 
 
-def _card(uuid: str) -> dict:
-    return {"uuid": uuid, "summary": "s", "indicator": "info", "source": {"label": "x"}}
+def _card(uuid: str) -> ShownCard:
+    return ShownCard(uuid, "info")
 
 
 def _batch(uuid: str, patient: str | None = "Patient/p1") -> CardBatch:

@@ -6,17 +6,18 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from sqlalchemy import select, text
 
-from cds_service.feedback.keys import KEY_FILE_SUFFIX, StoreConfigError
+from cds_service.errors import StoreConfigError
+from cds_service.feedback.keys import KEY_FILE_SUFFIX
 from cds_service.feedback.reports import ReasonCount
 from cds_service.feedback.request import FeedbackItem, parse_feedback
 from cds_service.feedback.schema import cards_shown, feedback
-from cds_service.feedback.store import Store
+from cds_service.feedback.store import ShownCard, Store
+from cds_service.settings import Settings
 from tests.servers import postgres as _postgres
 
 PostgresServer = _postgres.PostgresServer
@@ -37,17 +38,8 @@ def card(
     classification: str = "meets",
     total: int = 35,
     suggestions: tuple[str, ...] = (),
-) -> dict[str, Any]:
-    return {
-        "uuid": uuid,
-        "summary": "Consider IgG4-related disease before presuming cholangiocarcinoma",
-        "indicator": indicator,
-        "source": {"label": "2019 ACR/EULAR"},
-        "suggestions": [{"label": f"Order {s}", "uuid": s} for s in suggestions],
-        "extension": {
-            "igg4rd-cds.classification": {"classification": classification, "total": total, "threshold": 20}
-        },
-    }
+) -> ShownCard:
+    return ShownCard(uuid, indicator, classification, total, suggestions)
 
 
 def accepted(card_uuid: str, *suggestions: str, at: str = "2024-05-01T10:00:00Z") -> dict[str, Any]:
@@ -96,7 +88,7 @@ def count(store: Store, table: Any) -> int:
 
 
 def test_record_cards_is_idempotent_and_skips_cards_without_uuid(store: Store) -> None:
-    cards = [card("c-1", suggestions=("s-1", "s-2")), card("c-2", indicator="info"), {"summary": "no uuid"}]
+    cards = [card("c-1", suggestions=("s-1", "s-2")), card("c-2", indicator="info"), card("")]
     assert store.record_cards(SERVICE, "order-sign", "hi-1", PATIENT, cards) == 2
     assert store.record_cards(SERVICE, "order-sign", "hi-1", PATIENT, cards) == 0
     assert store.record_cards(SERVICE, "order-sign", "hi-1", PATIENT, []) == 0
@@ -153,10 +145,10 @@ def test_generated_key_is_persisted_next_to_sqlite(tmp_path: Path) -> None:
 
 
 def test_from_settings(tmp_path: Path, database_url: str) -> None:
-    settings = SimpleNamespace(database_url=database_url, feedback_hash_key=KEY)
+    settings = Settings(database_url=database_url, feedback_hash_key=KEY)
     with Store.from_settings(settings) as store:
         assert store.patient_hash(PATIENT)
-    unkeyed = SimpleNamespace(database_url=database_url)
+    unkeyed = Settings(database_url=database_url, feedback_hash_key=None)
     if database_url.startswith("sqlite"):
         Store.from_settings(unkeyed).close()
     else:

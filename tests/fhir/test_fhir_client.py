@@ -12,14 +12,14 @@ import pytest
 from cds_service.core import codes
 from cds_service.fhir.client import (
     FetchFailure,
-    FetchOutcome,
     FetchResult,
+    FetchResultOrFailure,
     FhirFetcher,
 )
 from cds_service.fixtures.loader import load_bundles
 from cds_service.hooks.fetcher import PrefetchFetcher
 from cds_service.hooks.queries import QUERIES, QUERIES_BY_KEY
-from cds_service.hooks.request import HookRequest
+from cds_service.hooks.request import FhirTarget
 from cds_service.settings import Settings
 from tests.builders import put_entry
 from tests.servers.faulty_fhir import FaultyFhirServer
@@ -39,12 +39,12 @@ def _in(seconds: float) -> float:
     return time.monotonic() + seconds
 
 
-def _result(outcome: FetchOutcome) -> FetchResult:
+def _result(outcome: FetchResultOrFailure) -> FetchResult:
     assert isinstance(outcome, FetchResult), outcome
     return outcome
 
 
-def _failure(outcome: FetchOutcome) -> FetchFailure:
+def _failure(outcome: FetchResultOrFailure) -> FetchFailure:
     assert isinstance(outcome, FetchFailure), outcome
     return outcome
 
@@ -344,9 +344,8 @@ def test_real_server_paging_merges_pages(loaded_server: FhirServer) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _hook(server: str | None, patient: str | None = PATIENT, token: str | None = None) -> HookRequest:
-    context = {"patientId": patient} if patient else {}
-    return HookRequest("patient-view", "hi-1", context, {}, server, token)
+def _hook(server: str, patient: str = PATIENT, token: str | None = None) -> FhirTarget:
+    return FhirTarget(server, patient, token)
 
 
 def test_prefetch_fetcher_refuses_servers_off_the_allow_list(faulty_fhir: FaultyFhirServer) -> None:
@@ -360,17 +359,6 @@ def test_prefetch_fetcher_refuses_servers_off_the_allow_list(faulty_fhir: Faulty
     assert data == {}
     assert failures == {"conditions": "fhirServer not allowed", "nope": "unknown prefetch key"}
     assert faulty_fhir.requests == []
-
-
-def test_prefetch_fetcher_without_patient(faulty_fhir: FaultyFhirServer) -> None:
-    fetcher = PrefetchFetcher(Settings(dev_mode=True), FhirFetcher(max_pages=1))
-    try:
-        data, failures = fetcher.fetch_missing(
-            _hook(faulty_fhir.base("ok"), patient=None), ["conditions"], _in(2)
-        )
-    finally:
-        fetcher.close()
-    assert (data, failures) == ({}, {"conditions": "no fhirServer or context.patientId"})
 
 
 def test_prefetch_fetcher_reports_reasons(faulty_fhir: FaultyFhirServer) -> None:

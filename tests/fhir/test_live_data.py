@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from cds_service.fixtures.catalog import list_fixtures
 from cds_service.fixtures.loader import load_bundles
-from cds_service.hooks.discovery import SERVICES
+from cds_service.hooks.discovery import SERVICE_FOR_HOOK
 from cds_service.settings import Settings
 from cds_service.web.app import create_app
 from tests.builders import without_uuids
@@ -21,7 +21,6 @@ from tests.servers.fhir import FhirServer
 
 pytestmark = pytest.mark.integration
 
-SERVICE_FOR_HOOK = {s.hook: s.id for s in SERVICES}
 FIXTURES = list_fixtures()
 OPTIONAL_KEYS = ("patient", "medicationRequests", "medicationStatements")
 

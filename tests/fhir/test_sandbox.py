@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +28,9 @@ import pytest
 import requests
 from fastapi.testclient import TestClient
 
-from cds_service.fixtures.catalog import Fixture, list_fixtures
+from cds_service.fixtures.catalog import FIXTURE_DATE, Fixture, list_fixtures
 from cds_service.fixtures.loader import load_bundles
-from cds_service.hooks.discovery import SERVICES
+from cds_service.hooks.discovery import SERVICE_FOR_HOOK
 from cds_service.settings import Settings
 from cds_service.web.app import create_app
 from tests.builders import without_uuids
@@ -41,10 +40,9 @@ pytestmark = pytest.mark.sandbox
 DEFAULT_SANDBOX = "https://hapi.fhir.org/baseR4"
 PROBE_TIMEOUT_S = 3.0
 DEFAULT_BUDGET_S = 10.0
-EVALUATION_DATE = date(2026, 11, 25)
+EVALUATION_DATE = FIXTURE_DATE
 """Fixture dates are absolute: the lookback window is evaluated on this day."""
 
-SERVICE_FOR_HOOK = {s.hook: s.id for s in SERVICES}
 FIXTURES = list_fixtures()
 
 

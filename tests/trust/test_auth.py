@@ -467,10 +467,14 @@ def test_leeway_comes_from_settings(tmp_path: Path, keys: Keys, leeway_s: int, a
 
 
 def test_build_authenticator_modes(tmp_path: Path) -> None:
-    assert build_authenticator(Settings(dev_mode=True, trust_file=None)) is None
-    with pytest.raises(TrustConfigError, match="TRUST_FILE"):
-        build_authenticator(Settings(dev_mode=False, trust_file=None))
+    assert build_authenticator(Settings(dev_mode=True, trust_file=None)).verify(None, URL) is None
+    with pytest.raises(AuthenticationError, match="no trust configured"):
+        build_authenticator(Settings(dev_mode=False, trust_file=None)).verify("Bearer x.y.z", URL)
     assert isinstance(build_authenticator(Settings(trust_file=REPO / "trust.example.json")), Authenticator)
+    dev_with_trust = Settings(dev_mode=True, trust_file=REPO / "trust.example.json")
+    assert isinstance(build_authenticator(dev_with_trust), Authenticator)
+    with pytest.raises(TrustConfigError, match="TRUST_FILE"):
+        Authenticator.from_settings(Settings(trust_file=None))
 
 
 # -- two replicas sharing Redis --------------------------------------------------------------------------------

@@ -8,12 +8,11 @@ import re
 
 import pytest
 
-from cds_service.hooks.discovery import SERVICES
+from cds_service.hooks.discovery import SERVICE_FOR_HOOK
 from cds_service.hooks.queries import QUERIES
 from tests.builders import ICD10, bundle, condition, hook_request, observation, report, service_request
 from tests.conftest import REFERENCE
 
-SERVICE_FOR_HOOK = {s.hook: s.id for s in SERVICES}
 HEPATECTOMY = service_request("47130", reason=(ICD10, "C22.1"))
 CCA = condition("312104005", verification="provisional")
 IGG4_HIGH = observation("2469-5", 2.43, high=0.864, when="2026-09-01")

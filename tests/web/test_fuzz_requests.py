@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cds_service.fixtures.catalog import list_fixtures
-from cds_service.hooks.discovery import SERVICES
+from cds_service.hooks.discovery import SERVICE_FOR_HOOK, SERVICES
 from cds_service.settings import Settings
 from cds_service.web.app import create_app
 from tests.conftest import EVALUATION_DATE, REFERENCE
@@ -51,7 +51,6 @@ FUZZ = settings(
     suppress_health_check=list(HealthCheck),
 )
 
-SERVICE_FOR_HOOK = {s.hook: s.id for s in SERVICES}
 SERVICE_IDS = [s.id for s in SERVICES]
 FIXTURES = list_fixtures()
 FIXTURE_NAMES = [f.name for f in FIXTURES]

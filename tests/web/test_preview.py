@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 import pytest
 from fastapi.testclient import TestClient
 
-from cds_service.fixtures.catalog import list_fixtures
+from cds_service.fixtures.catalog import FIXTURE_DATE, list_fixtures
 from cds_service.settings import Settings
 from cds_service.web.app import create_app
 from cds_service.web.preview import CSP, render_markdown
@@ -130,7 +130,7 @@ def test_hostile_request_through_the_form_without_csp(preview):
     import json  # noqa: PLC0415
 
     response = preview.post(
-        "/preview?csp=0", data={"request": json.dumps(hostile_request()), "today": "2026-11-25"}
+        "/preview?csp=0", data={"request": json.dumps(hostile_request()), "today": FIXTURE_DATE.isoformat()}
     )
     assert response.status_code == 200
     assert "content-security-policy" not in response.headers

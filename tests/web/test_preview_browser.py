@@ -8,10 +8,8 @@ from the record text (an injected ``document.title='pwned'`` would show in the d
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from html.parser import HTMLParser
@@ -20,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.paths import REPO
-from tests.servers import sekmet
+from tests.servers import service
 from tests.web.test_preview import HOSTILE_CONCLUSION, hostile_request
 
 pytestmark = pytest.mark.integration
@@ -108,25 +106,12 @@ def server(tmp_path):
     """The app in dev mode under uvicorn on a free loopback port; yields its base URL."""
     fixtures = tmp_path / "fixtures"
     write_fixtures(fixtures)
-    port = sekmet.free_port()
-    env = {
-        **os.environ,
-        "IGG4_CDS_DEV_MODE": "true",
-        "IGG4_CDS_DATABASE_URL": f"sqlite:///{tmp_path / 'feedback.sqlite3'}",
-        "IGG4_CDS_FIXTURES_DIR": str(fixtures),
-        "IGG4_CDS_LOG_LEVEL": "WARNING",
-    }
-    env.pop("IGG4_CDS_TRUST_FILE", None)
-    log = tmp_path / "uvicorn.log"
-    command = [sys.executable, "-m", "uvicorn", "cds_service.web.app:app", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--log-level", "warning"]
-    base = f"http://127.0.0.1:{port}"
-    process = sekmet.spawn("uvicorn", command, env, REPO, log)
+    env = service.dev_env(tmp_path, extra={"IGG4_CDS_FIXTURES_DIR": str(fixtures)})
+    started = service.start(tmp_path, env, log_name="uvicorn.log")
     try:
-        sekmet.wait_until_answers("uvicorn", process, f"{base}/healthz", log, timeout_s=30)
-        yield base
+        yield started.base_url
     finally:
-        sekmet.stop_process(process)
+        started.stop()
 
 
 @pytest.fixture
