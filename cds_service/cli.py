@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import date
@@ -41,11 +42,17 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _looks_like_a_file(target: str) -> bool:
+    return target.endswith(".json") or os.sep in target or "/" in target
+
+
 def _read_request(target: str) -> dict[str, Any]:
     path = Path(target)
     if path.is_file():
         data: dict[str, Any] = json.loads(path.read_text())
         return data
+    if _looks_like_a_file(target) and not path.is_dir():
+        raise LookupError("file not found")
     from cds_service.fixtures.catalog import load_fixture  # noqa: PLC0415
 
     return load_fixture(target).request
@@ -96,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="evaluate a fixture or hook-request file and print the card")
     demo.add_argument(
-        "request", help="a fixture name (e.g. 01-published-case or 01) or a hook request JSON file"
+        "request", help="a fixture name or number (01-published-case, 01 or 1) or a hook request JSON file"
     )
     demo.add_argument(
         "--today", help=f"evaluation date YYYY-MM-DD (fixtures were written for {FIXTURE_DATE.isoformat()})"
@@ -118,7 +125,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = module.main(argv[1:])
         return result
     args = build_parser().parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``igg4-cds demo 01 | head``): stop quietly, as Unix tools do. Point stdout at
+        # /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return code
 
 

@@ -1,8 +1,19 @@
-"""Shared fixtures: the app with a pinned evaluation date, and the CDS Hooks JSON Schema."""
+"""Shared fixtures: the app with a pinned evaluation date, and the CDS Hooks JSON Schema.
+
+The suite never writes into the developer's feedback database: :func:`pytest_configure` points
+``IGG4_CDS_DATABASE_URL`` at a fresh SQLite file in a temporary directory before any ``Settings`` is built, so
+every ``Settings()`` and every server a test starts (they inherit the environment) uses it, whatever the
+developer's shell exports. A test that wants its own store still passes ``database_url`` explicitly.
+"""
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,6 +30,18 @@ REFERENCE = REPO.parent / "shared" / "reference" / "cds-hooks"
 SCHEMA_PATH = REFERENCE / "cds-hooks-2.0.1.schema.json"
 EVALUATION_DATE = FIXTURE_DATE
 """Fixture dates are absolute: the lookback window is evaluated on this day."""
+
+
+TEST_DATABASE_DIR = Path(tempfile.mkdtemp(prefix="igg4-cds-tests-"))
+"""Where the suite's default feedback database lives; removed when the run ends."""
+TEST_DATABASE_URL = f"sqlite:///{TEST_DATABASE_DIR / 'feedback.sqlite3'}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point the default feedback store at the run's temporary database (overriding the developer's)."""
+    os.environ["IGG4_CDS_DATABASE_URL"] = TEST_DATABASE_URL
+    # Removed at interpreter exit, after the session app's recorder thread has had its last write.
+    atexit.register(shutil.rmtree, TEST_DATABASE_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

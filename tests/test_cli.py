@@ -1,4 +1,5 @@
 import json
+import os
 
 from cds_service.cli import main
 from cds_service.fixtures.catalog import FIXTURE_DATE, FIXTURES_DIR
@@ -41,3 +42,37 @@ def test_delegated_commands_have_help(capsys):
     except SystemExit as exc:
         assert exc.code == 0
     assert "--base-url" in capsys.readouterr().out
+
+
+def test_demo_takes_a_fixture_number_without_its_leading_zero(capsys):
+    assert main(["demo", "7", "--today", "2026-11-25", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["cards"][0]["indicator"] == "info"
+
+
+def test_demo_of_a_missing_file_says_file_not_found(tmp_path, capsys):
+    assert main(["demo", str(tmp_path / "request.json")]) == 2
+    assert "file not found" in capsys.readouterr().err
+    assert main(["demo", "99"]) == 2
+    assert "no fixture named '99'" in capsys.readouterr().err
+
+
+def test_demo_into_a_closed_pipe_ends_without_a_traceback():
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    # The reader is gone before the demo writes (as with `| head` once it has its lines).
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "cds_service.cli", "demo", "01", "--json"],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+    assert done.returncode == 0

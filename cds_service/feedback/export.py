@@ -36,6 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from cds_service.errors import StoreConfigError
 from cds_service.feedback.reports import FeedbackRecord, ServiceRates
 from cds_service.feedback.store import Store
+from cds_service.hooks.cards import override_reason_display
 
 Format = Literal["csv", "json"]
 
@@ -97,7 +98,8 @@ def feedback_row(record: FeedbackRecord, *, include_comments: bool = False) -> d
         "accepted_suggestion_ids": list(record.accepted_suggestion_ids),
         "override_reason_system": record.override_reason_system,
         "override_reason_code": record.override_reason_code,
-        "override_reason_display": record.override_reason_display,
+        "override_reason_display": record.override_reason_display
+        or override_reason_display(record.override_reason_system, record.override_reason_code),
         "outcome_timestamp": _iso(record.outcome_timestamp),
         "received_at": _iso(record.received_at),
         "card_shown_at": _iso(record.card_shown_at),
@@ -110,7 +112,10 @@ def feedback_row(record: FeedbackRecord, *, include_comments: bool = False) -> d
 def rates_row(rates: ServiceRates) -> dict[str, Any]:
     """One service's rates as a JSON-ready dict keyed by :data:`RATES_COLUMNS`."""
     row = asdict(rates)
-    row["top_override_reasons"] = [asdict(r) for r in rates.top_override_reasons]
+    row["top_override_reasons"] = [
+        {**asdict(r), "display": r.display or override_reason_display(r.system, r.code)}
+        for r in rates.top_override_reasons
+    ]
     return row
 
 

@@ -126,9 +126,16 @@ class FhirFetcher:
         max_pages: int | None = None,
         max_workers: int = DEFAULT_WORKERS,
         session: requests.Session | None = None,
+        *,
+        loopback_as_one: bool = False,
     ) -> None:
-        """Create the pooled session and thread pool; ``max_pages`` defaults to ``Settings.max_fhir_pages``."""
+        """Create the pooled session and thread pool; ``max_pages`` defaults to ``Settings.max_fhir_pages``.
+
+        ``loopback_as_one`` (development mode): ``localhost`` and ``127.0.0.1`` are the same FHIR server when
+        following ``next`` links (:meth:`cds_service.fhir.urls.NormalisedUrl.contains`).
+        """
         self.max_pages = max_pages if max_pages is not None else get_settings().max_fhir_pages
+        self.loopback_as_one = loopback_as_one
         if self.max_pages < 1:
             raise ValueError("max_pages must be at least 1")
         self._session = session or requests.Session()
@@ -262,7 +269,7 @@ class FhirFetcher:
         while (next_url := _next_link(page)) is not None:
             absolute = urljoin(url, next_url)
             target = normalise(absolute.split("#", 1)[0].split("?", 1)[0])
-            if target is None or not call.base_norm.contains(target):
+            if target is None or not call.base_norm.contains(target, loopback_as_one=self.loopback_as_one):
                 complete, note = False, "next link outside the FHIR server base not followed"
                 log.warning("fhir fetch key=%s: %s", key, note)
                 break

@@ -22,9 +22,16 @@ class NormalisedUrl:
     port: int
     path: str
 
-    def contains(self, other: NormalisedUrl) -> bool:
-        """Whether ``other`` is this URL or lies under it (same origin, path equal or below on a ``/`` boundary)."""
-        if (self.scheme, self.host, self.port) != (other.scheme, other.host, other.port):
+    def contains(self, other: NormalisedUrl, *, loopback_as_one: bool = False) -> bool:
+        """Whether ``other`` is this URL or lies under it (same origin, path equal or below on a ``/`` boundary).
+
+        ``loopback_as_one`` (development mode): every loopback host name is the same host, so a FHIR server
+        called as ``127.0.0.1`` that links to ``localhost`` (or the reverse) stays the same server.
+        """
+        same_host = self.host == other.host or (
+            loopback_as_one and is_loopback(self.host) and is_loopback(other.host)
+        )
+        if not same_host or (self.scheme, self.port) != (other.scheme, other.port):
             return False
         return self.path in ("", other.path) or other.path.startswith(self.path + "/")
 

@@ -6,15 +6,18 @@ wording. Empty optional fields are omitted, never sent as ``null`` or ``[]``.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any, Final
 
 from cds_service.core import codes
 from cds_service.core.assessment import Assessment
 from cds_service.core.criteria import CRITERIA_NAME, THRESHOLD, Classification, CriteriaResult
-from cds_service.core.domains import DOMAIN_LABELS, Domain
+from cds_service.core.domains import DOMAIN_CONCEPTS, DOMAIN_LABELS, Domain
 from cds_service.core.evidence import ConditionKind, Evidence, MedicationKind, PatientEvidence
 from cds_service.core.exclusions import ExclusionStatus
+from cds_service.core.findings import Concept, Laterality
+from cds_service.core.narrative import extract_findings
 from cds_service.core.presumption import Indicator
 from cds_service.hooks.markdown import escape
 from cds_service.hooks.queries import QUERIES_BY_KEY
@@ -33,6 +36,15 @@ OVERRIDE_REASONS: Final = (
     ("workup-ordered", "IgG4 work-up already ordered"),
     ("not-applicable", "Not applicable to this patient"),
 )
+_OVERRIDE_DISPLAYS: Final = dict(OVERRIDE_REASONS)
+
+
+def override_reason_display(system: str | None, code: str | None) -> str | None:
+    """The display of one of this service's own override reasons (``system`` is :data:`OVERRIDE_SYSTEM`), else
+    ``None``: EHRs such as the CDS Hooks sandbox send back only the code and system of the reason chosen."""
+    return _OVERRIDE_DISPLAYS.get(code or "") if system == OVERRIDE_SYSTEM else None
+
+
 CLASSIFICATION_WORDS: Final = {
     Classification.MEETS: "classification criteria met",
     Classification.EXCLUDED: "an exclusion criterion is present",
@@ -63,28 +75,123 @@ def summary_line(result: CriteriaResult) -> str:
     return f"{ADVICE}: ACR/EULAR {result.total} points ({relation} {THRESHOLD})"
 
 
-def _evidence_text(evidence: Evidence) -> str:
-    text = escape(evidence.text) if evidence.is_record_text else escape(evidence.text, limit=300)
-    when = f"{evidence.date}: " if evidence.date else ""
-    return f"{when}“{text}”" if evidence.is_record_text else f"{when}{text}"
+# Short phrases for record-text evidence ------------------------------------------------------------
+
+_CARD_CONCEPTS: Final[dict[Domain, frozenset[Concept]]] = {
+    **DOMAIN_CONCEPTS,
+    Domain.HISTOPATHOLOGY: frozenset(
+        {Concept.LYMPHOPLASMACYTIC_INFILTRATE, Concept.OBLITERATIVE_PHLEBITIS, Concept.STORIFORM_FIBROSIS}
+    ),
+    Domain.IMMUNOSTAINING: frozenset({Concept.IGG4_IMMUNOSTAIN}),
+}
+_HEADING: Final = re.compile(r"^[A-Za-z][A-Za-z /&-]{0,40}:\s+")
+_CLAUSE_END: Final = re.compile(
+    r",\s|;\s|\s(?:with|and|on|in|at|which|measuring|causing|extending)\s|\s[-–—]\s"
+)
+_SHORT_LABELS: Final = {Domain.GLANDS: "glands"}
+SHORT_PHRASE: Final = 90
+"""Longest finding phrase quoted on the card; the whole sentence stays in the report the evidence names."""
+
+_Signature = frozenset[tuple[Concept, Laterality | None]]
+
+
+def _signature(text: str, concepts: frozenset[Concept]) -> _Signature:
+    return frozenset(
+        (f.concept, f.laterality) for f in extract_findings(text) if f.affirmed and f.concept in concepts
+    )
+
+
+def short_phrase(sentence: str, concepts: frozenset[Concept]) -> str:
+    """The shortest leading clause of a report sentence that still reads as the same finding.
+
+    The sentence is cut at a clause boundary ("…, with …", "… on the nephrographic phase") only when the
+    report reader, run on the shorter text, still finds every affirmed ``concepts`` finding (and its side)
+    it found in the whole sentence; a leading section heading ("Pancreas: ") is dropped on the same terms.
+    A sentence the reader finds nothing in (it cannot be checked) is cut at :data:`SHORT_PHRASE` characters.
+    Returns record text: escape it.
+    """
+    flat = " ".join(sentence.split()).rstrip(" .")
+    wanted = _signature(flat, concepts)
+    candidates = [flat]
+    heading = _HEADING.match(flat)
+    if heading:
+        candidates.insert(0, flat[heading.end() :])
+    if wanted:
+        for text in candidates:
+            for cut in [m.start() for m in _CLAUSE_END.finditer(text)] + [len(text)]:
+                prefix = text[:cut].rstrip(" ,;")
+                if wanted <= _signature(prefix, concepts):
+                    return prefix  # never cut further: the rest may be the finding that earned the points
+    return flat if len(flat) <= SHORT_PHRASE else flat[: SHORT_PHRASE - 1].rstrip() + "…"
+
+
+def _short_label(domain: Domain) -> str:
+    label = DOMAIN_LABELS[domain]
+    return _SHORT_LABELS.get(domain, label[0].lower() + label[1:])
+
+
+def _domain_evidence(domain: Domain, evidence: tuple[Evidence, ...]) -> str:
+    """The evidence that earned a domain's points, compactly: one short phrase per finding, dates kept.
+
+    A report sentence that shows only findings an earlier sentence already showed is left out (its report
+    is still named in the extension's evidence references); lab evidence is our own wording and kept whole.
+    """
+    concepts = _CARD_CONCEPTS.get(domain, frozenset())
+    covered: set[tuple[Concept, Laterality | None]] = set()
+    seen: set[str] = set()
+    by_date: dict[str, list[str]] = {}
+    for item in evidence:
+        if item.text in seen:
+            continue
+        seen.add(item.text)
+        if item.is_record_text:
+            signature = _signature(item.text, concepts)
+            if signature and signature <= covered:
+                continue
+            covered |= signature
+            text = f"“{escape(short_phrase(item.text, concepts), inline=True)}”"
+        else:
+            text = escape(item.text, limit=160, inline=True)
+        by_date.setdefault(item.date or "", []).append(text)
+    return "; ".join(f"{when} {'; '.join(texts)}".strip() for when, texts in by_date.items())
 
 
 def _domain_table(result: CriteriaResult) -> list[str]:
-    lines = ["| Domain | Points | Finding and evidence |", "|---|---:|---|"]
+    """Scored domains only, as a two-column table that still reads when drawn without borders or padding:
+    the points (bold, in a column as wide as its header) and the domain name (bold) leading its evidence."""
+    lines = ["| Points&nbsp;&nbsp; | Domain |", "|:--|:--|"]  # &nbsp;: a gap without padding
     for domain in Domain:
         score = result.domains[domain]
-        points = str(score.points) if score.assessed else "not assessed"
-        unique = list(dict.fromkeys((e.reference, e.date, e.text, e.is_record_text) for e in score.evidence))
-        evidence = "; ".join(_evidence_text(Evidence(*e)) for e in unique[:3])
-        finding = escape(score.item, limit=120) + (f": {evidence}" if evidence else "")
-        lines.append(f"| {DOMAIN_LABELS[domain]} | {points} | {finding} |")
-    lines.append(
-        f"| **Total** | **{result.total}** | threshold {THRESHOLD}; maximum possible {result.maximum_possible} |"
-    )
+        if score.points == 0:
+            continue
+        evidence = _domain_evidence(domain, score.evidence)
+        label = DOMAIN_LABELS[domain]
+        item = (
+            score.item[len(label) :].strip() if score.item.lower().startswith(label.lower()) else score.item
+        )
+        finding = escape(item, limit=120, inline=True) + (f" — {evidence}" if evidence else "")
+        lines.append(f"| **{score.points}** | **{label}**: {finding} |")
+    lines.append(f"| **{result.total}** | **Total** (of {result.maximum_possible} possible) |")
     return lines
 
 
-def _missing(result: CriteriaResult, evidence: PatientEvidence) -> list[str]:
+def _not_scored(result: CriteriaResult) -> str | None:
+    """Domains without points on one line, grouped by why: "not imaged", "no tissue", "no scoring finding"."""
+    groups: dict[tuple[bool, str], list[str]] = {}
+    for domain in Domain:
+        score = result.domains[domain]
+        if score.points == 0:
+            groups.setdefault((score.assessed, score.item), []).append(_short_label(domain))
+    if not groups:
+        return None
+    parts = [
+        f"{', '.join(names)} ({escape(item, limit=80, inline=True)})" for (_, item), names in groups.items()
+    ]
+    return "**No points:** " + "; ".join(parts) + "."
+
+
+def _missing(result: CriteriaResult) -> list[str]:
+    """What is missing and what resolves it: at most three bullets, the most decisive first."""
     items: list[str] = []
     unassessed = set(result.unassessed)
     if Domain.SERUM_IGG4 in unassessed:
@@ -95,112 +202,122 @@ def _missing(result: CriteriaResult, evidence: PatientEvidence) -> list[str]:
         )
     if Domain.HISTOPATHOLOGY in unassessed:
         items.append(
-            "No tissue: biopsy or brushing cytology with IgG4 immunostaining settles both malignancy and "
-            "IgG4-related disease (histopathology up to 13, immunostaining up to 16 points)."
+            "Tissue (biopsy or brushing, IgG4 immunostain) settles malignancy and IgG4-RD: up to 29 points."
         )
     if Domain.KIDNEY in unassessed:
-        items.append("Kidney domain not assessed: complement C3/C4 (hypocomplementemia scores 6).")
-    imaging = [d for d in (Domain.GLANDS, Domain.CHEST, Domain.RETROPERITONEUM) if d in unassessed]
-    if imaging:
-        names = ", ".join(DOMAIN_LABELS[d].lower() for d in imaging)
-        items.append(f"Not described in the imaging read: {names} (look for other organ involvement).")
-    items.append(
-        "Not assessed automatically: recurrent fever, response to glucocorticoids, other disease-specific "
-        "autoantibodies, Hashimoto thyroiditis."
-    )
-    unavailable = sorted(evidence.unavailable)
-    if unavailable:
-        purposes = "; ".join(QUERIES_BY_KEY[k].purpose if k in QUERIES_BY_KEY else k for k in unavailable)
-        items.append(f"**Incomplete data**: could not read {purposes}. The score may be understated.")
-    if evidence.skipped.total or evidence.unit_errors:
-        items.append(
-            f"{evidence.skipped.total + evidence.unit_errors} record(s) could not be read (invalid or unknown unit)."
-        )
-    return items
+        items.append("Kidney: complement C3/C4 (hypocomplementemia scores 6).")
+    # Organs the imaging read is silent on are listed under "No points (not imaged)": imaging them resolves it.
+    manual = "Check by hand: recurrent fever, steroid response, autoantibodies, Hashimoto thyroiditis."
+    return [*items[:3], manual] if len(items) < 3 else items[:3]
 
 
-def _context(evidence: PatientEvidence) -> list[str]:
-    lines: list[str] = []
+def _lab_list(labs: list[tuple[str, str, str]]) -> str:
+    """Context labs as "ALT 734, AST 657 U/L, bilirubin 3.8 mg/dL": a unit shared by neighbours is said once."""
+    out = []
+    for i, (name, value, unit) in enumerate(labs):
+        last = i + 1 == len(labs) or labs[i + 1][2] != unit
+        out.append(escape(f"{name} {value}" + (f" {unit}" if last and unit else ""), limit=60, inline=True))
+    return ", ".join(out)
+
+
+def _context(evidence: PatientEvidence) -> str | None:
+    """Immune-mediated disease, immunomodulators and the latest context labs, on one line."""
+    parts: list[str] = []
     if evidence.has_condition(ConditionKind.ANKYLOSING_SPONDYLITIS):
-        lines.append(
-            "Ankylosing spondylitis on record: chronic immune-mediated disease has preceded IgG4-related "
-            "disease in published cases."
-        )
+        parts.append("ankylosing spondylitis")
     immuno = sorted({m.name for m in evidence.medications if m.kind is MedicationKind.IMMUNOMODULATOR})
     if immuno:
-        lines.append(f"Immunomodulator therapy: {', '.join(immuno)}.")
+        parts.append(", ".join(immuno))
     if evidence.has_condition(ConditionKind.IGG4_RD):
-        lines.append("IgG4-related disease is already on the problem list.")
-    labs: list[str] = []
+        parts.append("IgG4-related disease already on the problem list")
+    labs: list[tuple[bool, str, str, str]] = []
     shown: set[str] = set()  # two LOINC codes share a name (bilirubin): show the first one measured
     for code, name in codes.CONTEXT_LABS.items():
         results = evidence.lab(code)
         if results and results[0].value is not None and name not in shown:
             shown.add(name)
-            latest = results[0]
-            flag = " (high)" if latest.above_high else ""
-            labs.append(f"{name} {escape(latest.original, limit=40)}{flag}")
+            value, _, unit = " ".join(results[0].original.split()).partition(" ")
+            labs.append((results[0].above_high, name, value, unit))
+    line = "; ".join(parts)
     if labs:
-        lines.append(
-            "Latest context labs (not scored; tumour markers neither rule IgG4-RD in nor out): "
-            + ", ".join(labs)
-            + "."
-        )
-    return lines
+        high = _lab_list([lab[1:] for lab in labs if lab[0]])
+        other = _lab_list([lab[1:] for lab in labs if not lab[0]])
+        listed = "; ".join(x for x in (f"high {high}" if high else "", other) if x)
+        line += ("; " if line else "") + f"labs, not scored: {listed}"
+    return f"**Context:** {line[0].upper()}{line[1:]}." if line else None
 
 
 def _caveats(result: CriteriaResult, evidence: PatientEvidence) -> list[str]:
     caveats = []
+    unavailable = sorted(evidence.unavailable)
+    if unavailable:
+        purposes = "; ".join(QUERIES_BY_KEY[k].purpose if k in QUERIES_BY_KEY else k for k in unavailable)
+        caveats.append(f"**Incomplete data**: could not read {purposes}; the score may be understated.")
+    if evidence.skipped.total or evidence.unit_errors:
+        caveats.append(
+            f"{evidence.skipped.total + evidence.unit_errors} record(s) unreadable (invalid or unknown unit)."
+        )
     ratio = result.igg4.ratio if result.igg4 is not None else None
     if ratio is not None and ratio > 1:
         caveats.append(
-            "Serum IgG4 is raised in about 13% of cholangiocarcinoma, rarely above 2 × ULN (3%); above 4 × ULN it "
-            "was 100% specific against cholangiocarcinoma (Mayo series)."
+            "IgG4 is raised in 13% of cholangiocarcinoma, > 2 × ULN in 3%; > 4 × ULN was 100% specific (Mayo)."
         )
     if any(m.kind is MedicationKind.GLUCOCORTICOID for m in evidence.medications):
-        caveats.append(
-            "Glucocorticoid exposure lowers serum IgG4: the highest pre-treatment value is the one scored."
-        )
+        caveats.append("Glucocorticoids lower IgG4: the highest pre-treatment value is scored.")
     if ratio is not None and ratio <= 1:
         caveats.append(
-            "A normal IgG4 with typical imaging may be a prozone artefact: ask the lab to repeat with dilution."
+            "A normal IgG4 with typical imaging may be a prozone artefact: ask for a diluted repeat."
         )
     if result.igg4 is not None and result.igg4.uln_is_default:
         caveats.append("The lab reported no IgG4 upper limit: the service used its default ULN.")
     return caveats
 
 
+def _exclusions(result: CriteriaResult) -> list[str]:
+    lines = []
+    for exclusion in result.exclusions:
+        present = exclusion.status is ExclusionStatus.PRESENT
+        status = "present, blocks classification" if present else "unresolved"
+        evidence = "; ".join(
+            f"{e.date + ' ' if e.date else ''}"
+            + (
+                f"“{escape(short_phrase(e.text, frozenset()), inline=True)}”"
+                if e.is_record_text
+                else escape(e.text, limit=120, inline=True)
+            )
+            for e in exclusion.evidence[:2]
+        )
+        lines.append(
+            f"- **Exclusion {status}**: {escape(exclusion.label, limit=150, inline=True)}"
+            + (f" ({evidence})" if evidence else "")
+        )
+    return lines
+
+
 def _detail(assessment: Assessment, result: CriteriaResult) -> str:
+    """The card detail, for one screen: the score, scored domains with the phrase that earned the points,
+    the rest on one line, exclusions, at most three bullets of what is missing, context and caveats."""
     evidence = assessment.evidence
     parts = [
-        f"**{CRITERIA_NAME} IgG4-RD classification: {result.total} points (threshold {THRESHOLD}) — "
-        f"{CLASSIFICATION_WORDS[result.classification]}.**",
-        "",
-        "Classification criteria are not a diagnosis. Malignancy must still be excluded: work up IgG4-related "
-        "disease alongside, not instead of, the cholangiocarcinoma work-up.",
+        f"**{result.total} points (threshold {THRESHOLD}) — {CLASSIFICATION_WORDS[result.classification]}**. "
+        "Classification is not a diagnosis; malignancy must still be excluded: work up "
+        "IgG4-RD alongside the cholangiocarcinoma work-up.",
         "",
         *_domain_table(result),
     ]
-    if result.exclusions:
-        parts += ["", "**Exclusions**"]
-        for exclusion in result.exclusions:
-            status = (
-                "present — blocks classification"
-                if exclusion.status is ExclusionStatus.PRESENT
-                else "unresolved — to settle"
-            )
-            evidence_text = "; ".join(_evidence_text(e) for e in exclusion.evidence[:2])
-            parts.append(
-                f"- {escape(exclusion.label, limit=150)}: {status}"
-                + (f" ({evidence_text})" if evidence_text else "")
-            )
-    parts += ["", "**Missing data**", *(f"- {m}" for m in _missing(result, evidence))]
+    not_scored = _not_scored(result)
+    if not_scored:
+        parts += ["", not_scored]
+    exclusions = _exclusions(result)
+    if exclusions:
+        parts += ["", *exclusions]
+    parts += ["", "**To resolve**", *(f"- {m}" for m in _missing(result))]
     context = _context(evidence)
     if context:
-        parts += ["", "**Context**", *(f"- {c}" for c in context)]
+        parts += ["", context]
     caveats = _caveats(result, evidence)
     if caveats:
-        parts += ["", "**IgG4 caveats**", *(f"- {c}" for c in caveats)]
+        parts += ["", "**Caveats:** " + " ".join(caveats)]
     return "\n".join(parts)
 
 

@@ -28,7 +28,9 @@ class PrefetchFetcher:
     def __init__(self, settings: Settings, fetcher: FhirFetcher | None = None) -> None:
         """Use ``fetcher`` or make one sized by ``settings.max_fhir_pages``."""
         self.settings = settings
-        self.fetcher = fetcher or FhirFetcher(max_pages=settings.max_fhir_pages)
+        self.fetcher = fetcher or FhirFetcher(
+            max_pages=settings.max_fhir_pages, loopback_as_one=settings.dev_mode
+        )
 
     def close(self) -> None:
         """Close the underlying :class:`FhirFetcher`."""

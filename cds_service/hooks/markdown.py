@@ -6,19 +6,23 @@ import re
 from typing import Final
 
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+_INLINE_SPECIALS = re.compile(r"([\\`*_{}\[\]()!|~>])")
+"""Inside a line, ``#``, ``+``, ``-`` and ``.`` cannot open a block (heading, list): they stay as they are."""
 _WHITESPACE = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 MAX_PHRASE: Final = 200
 
 
-def escape(text: str, limit: int = MAX_PHRASE) -> str:
+def escape(text: str, limit: int = MAX_PHRASE, *, inline: bool = False) -> str:
     """Render untrusted text inert in Markdown that clients may render with raw HTML allowed.
 
     HTML metacharacters become entities, Markdown punctuation is backslash-escaped, whitespace and line
     breaks collapse to single spaces (so text cannot open a block or break a table), and long text is cut.
+    ``inline=True`` is for text the caller places after other text on the same line (never at a line or
+    table-cell start): there the block-only characters ``# + - .`` are left unescaped, for readability.
     """
     flat = _WHITESPACE.sub(" ", _CONTROL.sub("", text)).strip()
     if len(flat) > limit:
         flat = flat[: limit - 1].rstrip() + "…"
     flat = flat.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
-    return _MARKDOWN_SPECIALS.sub(r"\\\1", flat)
+    return (_INLINE_SPECIALS if inline else _MARKDOWN_SPECIALS).sub(r"\\\1", flat)

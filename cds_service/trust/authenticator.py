@@ -190,6 +190,7 @@ class Authenticator:
         self._max_lifetime_s = max_lifetime_s
         self._fetcher = fetcher or JwksFetcher()
         self._now = now
+        self._verified_keys: set[tuple[str, str]] = set()  # (iss, kid) already logged at INFO
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> Authenticator:
@@ -218,6 +219,15 @@ class Authenticator:
         jti = claims["jti"]
         self._check_replay(issuer.iss, jti, claims["exp"])
         sub = claims.get("sub")
+        # Confirms the trust set-up to an integrator: which issuer and key signed. Never the token. INFO the
+        # first time a key is seen (set.add is atomic under the GIL: at worst a key is logged twice), then DEBUG.
+        first = (issuer.iss, kid) not in self._verified_keys
+        self._verified_keys.add((issuer.iss, kid))
+        log.log(
+            logging.INFO if first else logging.DEBUG,
+            "caller verified",
+            extra={"issuer": issuer.iss, "kid": kid},
+        )
         return Caller(
             iss=issuer.iss,
             sub=sub if isinstance(sub, str) else None,
@@ -269,7 +279,13 @@ class Authenticator:
             registry.validate(dict(claims))
         except ExpiredTokenError:
             raise AuthenticationError("token expired", issuer.iss) from None
-        except (MissingClaimError, InvalidClaimError) as error:
+        except InvalidClaimError as error:
+            if error.claim == "aud":
+                raise AuthenticationError(_aud_mismatch(claims.get("aud"), url), issuer.iss) from None
+            raise AuthenticationError(
+                f"{error.error} {error.claim!r}: {error.description}", issuer.iss
+            ) from None
+        except MissingClaimError as error:
             raise AuthenticationError(
                 f"{error.error} {error.claim!r}: {error.description}", issuer.iss
             ) from None
@@ -326,6 +342,19 @@ def _json_object(payload: bytes, iss: str | None) -> Mapping[str, Any]:
     if not isinstance(claims, dict):
         raise AuthenticationError("JWT payload is not a JSON object", iss)
     return claims
+
+
+def _aud_mismatch(aud: object, expected: str) -> str:
+    """The log reason for a wrong ``aud``: what the token names and the exact URL this service expected.
+
+    Both are URLs of this service (no patient data). ``http://127.0.0.1:8080`` and ``http://localhost:8080`` look
+    alike in an EHR's set-up screen but are different audiences; behind a proxy set ``IGG4_CDS_PUBLIC_BASE_URL``.
+    """
+    named = aud if isinstance(aud, str) else ", ".join(str(a) for a in aud) if isinstance(aud, list) else "?"
+    return (
+        f"aud mismatch: the token's aud is {named[:200]!r}, this service expected {expected[:200]!r} (the URL "
+        "called, or IGG4_CDS_PUBLIC_BASE_URL + path); aud must be the exact URL the client called"
+    )
 
 
 def _check_header(header: Mapping[str, Any], issuer: TrustedIssuer) -> tuple[str, str]:

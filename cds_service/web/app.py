@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import date
 from functools import partial
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from fastapi import FastAPI, Request
@@ -51,8 +51,26 @@ class ORJSONResponse(JSONResponse):
         return orjson.dumps(content)
 
 
+METHOD_HINT: Final = (
+    "a CDS service is called with POST and a hook request as JSON (see the README's 'Calling the service'); "
+    "GET /cds-services lists the services"
+)
+"""The diagnostics of a 405, for someone who opened a hook URL in a browser."""
+
+
 def _outcome_response(status: int, body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type=FHIR_JSON)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's HTTP errors (404, 405) as OperationOutcomes, keeping their headers (405: ``Allow``)."""
+    assert isinstance(exc, StarletteHTTPException)  # registered for this type only
+    detail = (
+        f"{request.method} is not allowed here: {METHOD_HINT}" if exc.status_code == 405 else str(exc.detail)
+    )
+    response = _outcome_response(exc.status_code, operation_outcome(exc.status_code, detail))
+    response.headers.update(exc.headers or {})
+    return response
 
 
 class OutcomeCORSMiddleware(CORSMiddleware):
@@ -141,7 +159,12 @@ def create_app(
         # A bare 401: the reason is for the operator's log only.
         logger.warning(
             "authentication failed",
-            extra={"path": request.url.path, "reason": exc.reason, "issuer": exc.issuer},
+            extra={
+                "path": request.url.path,
+                "url_called": str(request.url.replace(query=None, fragment=None)),
+                "reason": exc.reason,
+                "issuer": exc.issuer,
+            },
         )
         return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
@@ -153,9 +176,7 @@ def create_app(
         )
         return _outcome_response(exc.status_code, error_outcome(exc))
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
-        return _outcome_response(exc.status_code, operation_outcome(exc.status_code, str(exc.detail)))
+    app.add_exception_handler(StarletteHTTPException, _http_error)
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> Response:
@@ -163,6 +184,7 @@ def create_app(
         logger.error("unexpected error", extra={"error_type": type(exc).__name__})
         return _outcome_response(500, operation_outcome(500, "internal error"))
 
+    @app.get("/cds-services/", include_in_schema=False)  # EHR set-up screens often add the slash
     @app.get("/cds-services")
     async def discovery() -> dict[str, Any]:
         """CDS Hooks discovery: the services, their hooks and prefetch templates (no authentication)."""

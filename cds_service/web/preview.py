@@ -218,13 +218,31 @@ def _expectation(expected: Mapping[str, Any], cards: Sequence[Mapping[str, Any]]
     return f"Expected: {escape(expected_text)} {mark}"
 
 
+def not_a_hook_request(body: Any) -> str:
+    """What is wrong with pasted JSON that is not a hook request this service answers, and what to paste."""
+    supported = ", ".join(sorted(SERVICE_FOR_HOOK))
+    shape = f"Paste a CDS Hooks request: {_EXAMPLE_HINT}."
+    if not isinstance(body, dict):
+        return f"The pasted JSON is {type(body).__name__ if body is not None else 'null'}, not an object. {shape}"
+    resource_type = body.get("resourceType")
+    if isinstance(resource_type, str):
+        return (
+            f"This is a FHIR {resource_type[:60]}, not a CDS Hooks request. {shape} Patient data goes under "
+            '"prefetch", one search-result Bundle per key (patient, conditions, observations, reports, …: '
+            "the prefetch templates of GET /cds-services)."
+        )
+    hook = body.get("hook")
+    if hook is None:
+        return f'The request has no "hook" field (this service answers {supported}). {shape}'
+    return f"Hook {str(hook)[:60]!r} is not one this service answers ({supported})."
+
+
 def _evaluate(body: Any, settings: Settings, today: date) -> tuple[list[dict[str, Any]], str | None, int]:
     """(cards, error message, status) for one hook request; never queries a FHIR server."""
     hook = body.get("hook") if isinstance(body, dict) else None
     service_id = SERVICE_FOR_HOOK.get(hook) if isinstance(hook, str) else None
     if service_id is None:
-        supported = ", ".join(sorted(SERVICE_FOR_HOOK))
-        return [], f"Unsupported or missing hook {hook!r}: this service answers {supported}.", 400
+        return [], not_a_hook_request(body), 400
     try:
         outcome = handle_hook(find_service(service_id), body, settings, None, today=today)
     except CDSError as exc:
@@ -304,7 +322,8 @@ def render_request(body: Any, settings: Settings, today: date = FIXTURE_DATE) ->
     hook = body.get("hook") if isinstance(body, dict) else None
     parts = [
         "<h1>Pasted hook request</h1>",
-        f'<p class="meta">hook <code>{escape(str(hook))}</code> · evaluated on {today.isoformat()}</p>',
+        f'<p class="meta">hook <code>{escape(hook if isinstance(hook, str) else "none")}</code> · evaluated on '
+        f"{today.isoformat()}</p>",
     ]
     if error:
         parts.append(f'<div class="error">{escape(error)}</div>')

@@ -181,3 +181,24 @@ def test_main_uses_settings(
     finally:
         get_settings.cache_clear()
     assert capsys.readouterr().out.count("\n") == 3
+
+
+def test_own_override_reasons_sent_as_code_and_system_get_their_display(tmp_path: Path) -> None:
+    from cds_service.hooks.cards import OVERRIDE_SYSTEM  # noqa: PLC0415
+
+    with Store.from_url(f"sqlite:///{tmp_path / 'f.sqlite3'}") as store:
+        store.record_cards(SERVICE, "order-sign", "hi-1", "pt-1", [_card("c-9")])
+        reason = {"system": OVERRIDE_SYSTEM, "code": "tissue-result"}  # what the CDS Hooks sandbox sends
+        item = {
+            "card": "c-9",
+            "outcome": "overridden",
+            "overrideReason": {"reason": reason},
+            "outcomeTimestamp": "2026-11-25T10:00:00Z",
+        }
+        store.record_feedback(SERVICE, parse_feedback({"feedback": [item]}).feedback)
+        out = io.StringIO()
+        export(store, "json", out)
+    data = json.loads(out.getvalue())
+    shown = "Tissue result showing malignancy available outside this record"
+    assert data["feedback"][0]["override_reason_display"] == shown
+    assert data["rates"][0]["top_override_reasons"][0]["display"] == shown

@@ -329,3 +329,20 @@ def test_postgres_server_fixture(postgres_server: PostgresServer) -> None:
     second = postgres_server.create_database()
     assert first != second
     assert first.startswith("postgresql+psycopg://")
+
+
+def test_the_suite_never_writes_into_the_developers_feedback_database(client: Any, settings: Any) -> None:
+    """Issue 11, item 1: tests use a temporary database by default, even if the shell exports another one."""
+    from cds_service.fixtures.catalog import load_fixture  # noqa: PLC0415
+    from cds_service.settings import Settings  # noqa: PLC0415
+    from tests.conftest import TEST_DATABASE_DIR, TEST_DATABASE_URL  # noqa: PLC0415
+
+    default = Settings.model_fields["database_url"].default
+    assert settings.database_url == Settings().database_url == TEST_DATABASE_URL != default
+    developers = Path.cwd() / "igg4rd-cds-feedback.sqlite3"
+    before = developers.stat().st_mtime_ns if developers.exists() else None
+    response = client.post("/cds-services/igg4rd-order-sign", json=load_fixture("01-published-case").request)
+    assert response.status_code == 200 and response.json()["cards"]
+    client.app.state.deps.recorder.flush()
+    assert (TEST_DATABASE_DIR / "feedback.sqlite3").is_file()  # the card shown was recorded here
+    assert (developers.stat().st_mtime_ns if developers.exists() else None) == before

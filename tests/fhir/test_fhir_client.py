@@ -386,3 +386,15 @@ def test_prefetch_fetcher_against_real_server(loaded_server: FhirServer) -> None
     assert data["patient"]["id"] == PATIENT
     assert sorted(_ids(data["conditions"])) == ["fc-1", "fc-2"]
     assert (missing, missing_failures) == ({"patient": None}, {})
+
+
+def test_localhost_and_127_0_0_1_are_one_server_in_development_mode(faulty_fhir: FaultyFhirServer) -> None:
+    """Issue 11, item 7: a server called as localhost whose next links say 127.0.0.1 is the same server."""
+    base = f"http://localhost:{faulty_fhir.port}/aliased/fhir"
+    with FhirFetcher(max_pages=5, loopback_as_one=True) as dev:
+        result = _result(dev.fetch(base, None, QUERY, _in(3))["conditions"])
+    assert (result.pages, result.complete) == (2, True)
+    assert _ids(result.resource) == ["a1", "a2"]
+    with FhirFetcher(max_pages=5) as production:
+        result = _result(production.fetch(base, None, QUERY, _in(3))["conditions"])
+    assert (result.pages, result.complete) == (1, False)  # outside development mode: another host

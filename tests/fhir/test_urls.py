@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cds_service.fhir.urls import check_allow_url, is_allowed_base, url_under
+from cds_service.fhir.urls import check_allow_url, is_allowed_base, normalise, url_under
 
 # ---------------------------------------------------------------------------------------------------------------
 # is_allowed_base
@@ -94,3 +94,18 @@ def test_url_under(url: str, prefix: str, expected: bool) -> None:
 
 def test_check_allow_url_accepts_loopback_http() -> None:
     assert check_allow_url("http://127.0.0.1:8000/jwks.json") == "http://127.0.0.1:8000/jwks.json"
+
+
+def test_loopback_names_are_one_host_only_when_asked() -> None:
+    local, numeric, other = (
+        normalise(u)
+        for u in ("http://localhost:8090/fhir", "http://127.0.0.1:8090/fhir/x", "http://127.0.0.1:8091/fhir")
+    )
+    assert local is not None and numeric is not None and other is not None
+    assert not local.contains(numeric)
+    assert local.contains(numeric, loopback_as_one=True)
+    assert not local.contains(other, loopback_as_one=True)  # the port still counts
+    public = normalise("https://ehr.example/fhir")
+    assert public is not None and not public.contains(
+        normalise("https://127.0.0.1/fhir"), loopback_as_one=True
+    )

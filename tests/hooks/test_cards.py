@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import date
 from decimal import Decimal
@@ -22,7 +23,11 @@ from cds_service.core.evidence import (
 )
 from cds_service.core.findings import Assertion, Concept, Laterality, TextFinding
 from cds_service.core.presumption import Indicator, Presumption, choose_indicator
-from cds_service.hooks.cards import EXTENSION_KEY, render_cards, summary_line
+from cds_service.fixtures.catalog import load_fixture
+from cds_service.hooks.cards import EXTENSION_KEY, SHORT_PHRASE, render_cards, short_phrase, summary_line
+from cds_service.hooks.discovery import find_service
+from cds_service.hooks.handler import handle_hook
+from cds_service.settings import Settings
 
 
 def igg4(value, high="1.35", source=UlnSource.REFERENCE_HIGH):
@@ -107,7 +112,7 @@ def test_published_case_card():
         assert set(d) == {"points", "assessed", "item", "evidence"}
     assert ext["criteria"] == "2019 ACR/EULAR" and ext["threshold"] == 20 and ext["total"] == 35
     assert "Ankylosing spondylitis" in card["detail"]
-    assert "not a diagnosis" in card["detail"] and "Malignancy must still be excluded" in card["detail"]
+    assert "not a diagnosis" in card["detail"] and "malignancy must still be excluded" in card["detail"]
 
 
 def test_no_null_and_no_empty_values_anywhere():
@@ -213,8 +218,91 @@ def test_the_pancreas_biliary_row_shows_both_components():
     many = [finding(Concept.PANCREAS_DIFFUSE_ENLARGEMENT, f"pancreas sentence {i}") for i in range(4)]
     ev = PatientEvidence(reports=[ct(*many, finding(Concept.BILIARY_PROXIMAL, "hilar stricture sentence"))])
     [card], _ = render(ev)
-    row = next(line for line in card["detail"].splitlines() if line.startswith("| Pancreas"))
+    row = next(line for line in card["detail"].splitlines() if "**Pancreas and biliary tree**" in line)
+    assert row.startswith("| **19** |")
     assert "hilar stricture sentence" in row and "pancreas sentence 0" in row
+
+
+def test_scored_domains_quote_the_short_phrase_and_drop_repeats():
+    pancreas = "Pancreas: The pancreas is diffusely enlarged with loss of the normal lobular contour."
+    again = "Diffuse pancreatic enlargement with peripancreatic stranding."
+    duct = "Long stricture of the common hepatic duct with periductal thickening on the delayed phase."
+    ev = PatientEvidence(
+        reports=[
+            ct(
+                finding(Concept.PANCREAS_DIFFUSE_ENLARGEMENT, pancreas),
+                finding(Concept.PANCREAS_DIFFUSE_ENLARGEMENT, again),
+                finding(Concept.BILIARY_PROXIMAL, duct),
+            )
+        ]
+    )
+    [card], _ = render(ev)
+    row = next(line for line in card["detail"].splitlines() if "**Pancreas and biliary tree**" in line)
+    assert "2026-10-01 “The pancreas is diffusely enlarged”" in row  # heading and trailing clause dropped
+    assert "“Long stricture of the common hepatic duct”" in row
+    assert "peripancreatic" not in row  # a second sentence for a finding already quoted is left out
+    assert "delayed phase" not in row
+
+
+def test_short_phrase_keeps_what_the_reader_needs():
+    kidney = (
+        "Multiple wedge-shaped low-density areas in the renal cortex of both kidneys on the venous phase."
+    )
+    short = short_phrase(kidney, frozenset({Concept.RENAL_CORTEX_LOW_DENSITY}))
+    assert short == "Multiple wedge-shaped low-density areas in the renal cortex of both kidneys"  # side kept
+    both = "Diffusely enlarged sausage-shaped pancreas with loss of lobulation and a stricture of the hilum."
+    concepts = frozenset({Concept.PANCREAS_DIFFUSE_ENLARGEMENT, Concept.BILIARY_PROXIMAL})
+    assert "stricture of the hilum" in short_phrase(both, concepts)  # never cut off a scoring finding
+    assert len(short_phrase("x " * 200, concepts)) <= SHORT_PHRASE  # unreadable text is cut
+
+
+def test_unscored_domains_fit_one_line_and_missing_data_three_bullets():
+    [card], _ = render(PatientEvidence(conditions=[AS]))  # nothing measured, nothing imaged
+    lines = card["detail"].splitlines()
+    no_points = [line for line in lines if line.startswith("**No points:**")]
+    assert len(no_points) == 1 and "serum IgG4 (not measured)" in no_points[0]
+    start = lines.index("**To resolve**")
+    bullets = list(itertools.takewhile(lambda line: line.startswith("- "), lines[start + 1 :]))
+    assert 1 <= len(bullets) <= 3
+    assert "order serum IgG4" in bullets[0]
+
+
+def test_record_text_in_the_short_phrase_stays_escaped():
+    hostile = "Diffuse pancreatic enlargement <img src=x onerror=alert(1)> [x](javascript:alert(1)) | cell."
+    [card], _ = render(PatientEvidence(reports=[ct(finding(Concept.PANCREAS_DIFFUSE_ENLARGEMENT, hostile))]))
+    assert "<img" not in card["detail"] and "](javascript" not in card["detail"]
+    row = next(line for line in card["detail"].splitlines() if "**Pancreas and biliary tree**" in line)
+    assert len(re.findall(r"(?<!\\)\|", row)) == 3  # the record's | cannot open a cell
+
+
+def test_published_case_detail_fits_one_screen_with_every_points_evidence():
+    outcome = handle_hook(
+        find_service("igg4rd-order-sign"),
+        load_fixture("01-published-case").request,
+        Settings(dev_mode=True, database_url="sqlite://"),
+        today=date(2026, 11, 25),
+    )
+    [card] = outcome.cards
+    detail = card["detail"]
+    assert len(detail) <= 1400, len(detail)
+    domains = card["extension"][EXTENSION_KEY]["domains"]
+    assert {d: v["points"] for d, v in domains.items() if v["points"]} == {
+        "serum-igg4": 6,
+        "pancreas-biliary": 19,
+        "kidney": 10,
+    }
+    for phrase in (
+        "| **6** | **Serum IgG4**",
+        "2026-11-04 IgG4 2.43 g/L, ULN 0.864 g/L: 2.81 × ULN",
+        "| **19** | **Pancreas and biliary tree**",
+        "2026-11-02 “Diffuse pancreatic soft-tissue thickening”",  # the pancreas
+        "“Long stricture of the common hepatic and proximal common bile ducts”",  # and the bile duct
+        "| **10** | **Kidney**: bilateral renal cortex low-density areas — 2026-11-02 “Bilateral renal",
+        "| **35** | **Total**",
+        "not a diagnosis",
+        "malignancy must still be excluded",
+    ):
+        assert phrase in detail, phrase
 
 
 def test_no_suggestion_without_a_patient():
@@ -228,3 +316,12 @@ def test_no_suggestion_without_a_patient():
     )
     [card] = render_cards(assessment, None)
     assert "suggestions" not in card
+
+
+def test_override_reason_display_comes_from_the_service_own_definitions():
+    from cds_service.hooks.cards import OVERRIDE_SYSTEM, override_reason_display  # noqa: PLC0415
+
+    assert override_reason_display(OVERRIDE_SYSTEM, "workup-ordered") == "IgG4 work-up already ordered"
+    assert override_reason_display("https://other.example/reasons", "workup-ordered") is None
+    assert override_reason_display(OVERRIDE_SYSTEM, "unknown-code") is None
+    assert override_reason_display(None, None) is None

@@ -30,3 +30,10 @@ def test_plain_text_stays_readable():
 
 def test_long_text_is_cut():
     assert len(escape("a" * 1000, limit=50)) == 50
+
+
+def test_inline_text_keeps_dots_and_dashes_but_no_markup():
+    assert escape("IgG4 2.43 g/L, soft-tissue #1 +", inline=True) == "IgG4 2.43 g/L, soft-tissue #1 +"
+    out = escape("<b>x</b> [a](javascript:y) **b** | c ~~d~~", inline=True)
+    assert "<" not in out and "](" not in out.replace("\\]", "") and "**" not in out.replace("\\*", "")
+    assert "|" not in out.replace("\\|", "") and "~~" not in out.replace("\\~", "")

@@ -11,6 +11,7 @@ mode and the FHIR base is ``http://127.0.0.1:PORT/<mode>/fhir`` (see :meth:`Faul
 ``notjson``    HTTP 200, ``application/fhir+json`` content type, HTML body
 ``garbage``    HTTP 200 JSON that is no FHIR resource
 ``crossorigin`` a Bundle whose ``next`` link points to another origin
+``aliased``    two pages, page 1's ``next`` an absolute ``http://127.0.0.1:PORT/…`` link (call it as ``localhost``)
 ``paged``      ``total_pages`` pages of one entry each (``?page=N``), chained by relative ``next`` links
 ``redirect``   HTTP 302 to another origin
 ``notx``       refuses transactions (POST to the base: 405 ``not-supported``) but takes PUTs: 201 the
@@ -33,7 +34,19 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-MODES = ("ok", "slow", "500", "401", "notjson", "garbage", "crossorigin", "paged", "redirect", "notx")
+MODES = (
+    "ok",
+    "slow",
+    "500",
+    "401",
+    "notjson",
+    "garbage",
+    "crossorigin",
+    "paged",
+    "redirect",
+    "notx",
+    "aliased",
+)
 
 
 @dataclass(frozen=True)
@@ -129,6 +142,12 @@ class FaultyFhirServer:
                     if page < server.total_pages:
                         nxt = f"{'/'.join(resource_path) or 'Condition'}?page={page + 1}"
                     self._send_json(200, _bundle([f"c{page}"], next_url=nxt, total=server.total_pages))
+                elif mode == "aliased":  # page 1 links to page 2 by absolute URL on 127.0.0.1
+                    page = int(query.get("page", ["1"])[0])
+                    nxt = (
+                        f"http://127.0.0.1:{server.port}/aliased/fhir/Condition?page=2" if page == 1 else None
+                    )
+                    self._send_json(200, _bundle([f"a{page}"], next_url=nxt))
                 elif mode == "redirect":
                     self._send(302, b"", "text/plain", {"Location": "http://127.0.0.2:9/fhir/Condition"})
                 else:

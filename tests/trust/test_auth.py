@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -490,3 +491,29 @@ def test_replay_refused_across_replicas(keys: Keys, tmp_path: Path) -> None:
         replicas[0].verify(token, URL)
         with pytest.raises(AuthenticationError, match="replayed jti"):
             replicas[1].verify(token, URL)
+
+
+def test_wrong_aud_names_the_tokens_aud_and_the_expected_url(keys: Keys) -> None:
+    local = URL.replace("https://cds.example.org", "http://127.0.0.1:8080")
+    with pytest.raises(AuthenticationError) as caught:
+        make_auth(trust_for(keys)).verify(mint(keys.es, aud=local), URL)
+    assert f"the token's aud is '{local}'" in caught.value.reason
+    assert f"this service expected '{URL}'" in caught.value.reason
+
+
+def test_verification_logs_issuer_and_kid_at_info_once_per_key(
+    keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="cds_service.trust.authenticator")
+    auth = make_auth(trust_for(keys))
+    first, second = mint(keys.es), mint(keys.es)
+    auth.verify(first, URL)
+    auth.verify(second, URL)
+    records = [r for r in caplog.records if r.getMessage() == "caller verified"]
+    assert [(r.levelno, r.issuer, r.kid) for r in records] == [
+        (logging.INFO, ISS, records[0].kid),
+        (logging.DEBUG, ISS, records[0].kid),
+    ]
+    assert records[0].kid
+    for part in (first + "." + second).removeprefix("Bearer ").split("."):
+        assert part.removeprefix("Bearer ") not in caplog.text

@@ -319,3 +319,22 @@ def test_a_warning_outcome_in_a_search_changes_nothing(client):
     _with_outcome_entry(body["prefetch"]["observations"], severity="warning")
     [card] = post(client, "order-sign", body).json()["cards"]
     assert "Incomplete data" not in card["detail"]
+
+
+# ------------------------------------------------------------------ first hour (issue 11, item 5)
+
+
+@pytest.mark.parametrize(
+    "path", ["/cds-services/igg4rd-order-sign", "/cds-services/igg4rd-order-sign/feedback"]
+)
+def test_get_on_a_hook_url_answers_405_with_allow_and_a_hint(client, path):
+    response = client.get(path)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"
+    diagnostics = response.json()["issue"][0]["diagnostics"]
+    assert "called with POST" in diagnostics and "GET /cds-services" in diagnostics
+
+
+def test_discovery_answers_with_a_trailing_slash_too(client):
+    assert client.get("/cds-services/").json() == client.get("/cds-services").json()
+    assert client.get("/cds-services/igg4rd-unknown").status_code == 405  # a service URL: POST only

@@ -227,3 +227,22 @@ def test_feedback_store_failure_is_503_not_500(tmp_path):
     assert response.json()["resourceType"] == "OperationOutcome"
     # The hook itself still answers: recording the card is best effort.
     assert client.post(SIGN, json=PUBLISHED).status_code == 200
+
+
+def test_integrator_logs_name_the_audience_and_the_key(trusted, key, caplog):
+    """Issue 11, item 7: a wrong aud logs what was expected and the URL called; success logs issuer and kid."""
+    client, _ = trusted
+    caplog.set_level(logging.DEBUG)
+    wrong = token(key, aud="http://127.0.0.1:8080" + SIGN)
+    assert client.post(SIGN, json=PUBLISHED, headers=auth(wrong)).status_code == 401
+    [failed] = [r for r in caplog.records if r.getMessage() == "authentication failed"]
+    assert "http://127.0.0.1:8080/cds-services/igg4rd-order-sign" in failed.reason  # the token's aud
+    assert f"expected '{BASE}{SIGN}'" in failed.reason  # what this service expected
+    assert failed.url_called == f"http://testserver{SIGN}"  # the URL the request arrived at
+    caplog.clear()
+    good = token(key)
+    assert client.post(SIGN, json=PUBLISHED, headers=auth(good)).status_code == 200
+    verified = [r for r in caplog.records if r.getMessage() == "caller verified"]
+    assert [(r.issuer, r.kid) for r in verified] == [(ISS, "k1")]
+    for part in good.split(".") + wrong.split("."):
+        assert part not in caplog.text

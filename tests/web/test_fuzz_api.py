@@ -160,9 +160,12 @@ def test_calls_outside_the_document(raw_client, method, path) -> None:
     check_response(response)
 
 
-def test_trailing_slash_is_not_found_not_a_bare_redirect(raw_client) -> None:
-    """No silent redirects (a JWT's ``aud`` names the exact URL): ``/cds-services/`` is a 404 OperationOutcome."""
+def test_trailing_slash_is_never_a_bare_redirect(raw_client) -> None:
+    """No silent redirects (a JWT's ``aud`` names the exact URL). Discovery, which no JWT guards, answers at
+    ``/cds-services/`` itself (issue 11); a hook URL with a trailing slash is a 404 OperationOutcome."""
     response = raw_client.get("/cds-services/", follow_redirects=False)
+    assert response.status_code == 200 and response.json()["services"]
+    response = raw_client.post("/cds-services/igg4rd-order-sign/", json={}, follow_redirects=False)
     assert response.status_code == 404
     check_response(response)
 

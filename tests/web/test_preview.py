@@ -102,7 +102,7 @@ def test_each_fixture_page_shows_its_card(preview, fixture):
 def test_published_case_renders_the_table_and_actions(preview):
     html = preview.get("/preview/01-published-case").text
     tags = elements(html)
-    assert sum(1 for tag, _ in tags if tag == "tr") >= 10  # header, 8 domains, total
+    assert sum(1 for tag, _ in tags if tag == "tr") == 5  # header, the 3 scored domains, total
     assert any(tag == "select" for tag, _ in tags)
     assert '<option value="tissue-result">' in html
     assert 'href="https://doi.org/10.1002/art.41120"' in html
@@ -147,7 +147,11 @@ def test_renderer_passes_raw_html_like_the_sandbox():
     ("body", "status", "message"),
     [
         ("{not json", 400, "not valid JSON"),
-        ('{"hook": "encounter-start", "hookInstance": "x", "context": {}}', 400, "Unsupported"),
+        (
+            '{"hook": "encounter-start", "hookInstance": "x", "context": {}}',
+            400,
+            "is not one this service answers",
+        ),
         ('{"hook": "order-sign", "context": {}}', 400, "hookInstance"),
     ],
 )
@@ -176,3 +180,22 @@ def test_not_served_outside_dev_mode():
     assert client.get("/preview").status_code == 404
     assert client.get("/preview/01-published-case").status_code == 404
     assert client.post("/preview", json=hostile_request()).status_code in {404, 405}
+
+
+@pytest.mark.parametrize(
+    ("pasted", "says"),
+    [
+        (
+            {"resourceType": "Bundle", "type": "transaction", "entry": []},
+            "This is a FHIR Bundle, not a CDS Hooks",
+        ),
+        ([{"hook": "order-sign"}], "The pasted JSON is list, not an object"),
+        ({"context": {}}, "The request has no &quot;hook&quot; field"),
+        ({"hook": "appointment-book"}, "Hook &#x27;appointment-book&#x27; is not one this service answers"),
+    ],
+)
+def test_pasting_something_else_says_what_is_wrong(preview, pasted, says):
+    response = preview.post("/preview", json=pasted)
+    assert response.status_code == 400
+    assert says in response.text, response.text[-600:]
+    assert "None" not in response.text.split("<main>", 1)[1]  # no Python None for a missing hook

@@ -39,7 +39,6 @@ CHROMIUM_FLAGS = [
 HOSTILE_TITLE = (
     "Hostile <script>document.title='pwned'</script><img src=x onerror=\"document.title='pwned'\">"
 )
-DOMAINS = ["Histopathology", "Serum IgG4", "Pancreas and biliary tree", "Kidney", "Retroperitoneum"]
 
 
 class Dom(HTMLParser):
@@ -114,6 +113,17 @@ def server(tmp_path):
         started.stop()
 
 
+def scored_rows(dom: Dom) -> dict[str, tuple[str, str]]:
+    """The card's domain table as {domain: (points, finding and evidence)}; its cells read "19" and
+    "Pancreas and biliary tree: involvement — …"."""
+    rows = {}
+    for row in dom.rows:
+        if len(row) == 2 and row[0].isdigit():
+            domain, _, finding = row[1].partition(":")
+            rows[domain.split(" (")[0].strip()] = (row[0], finding.strip())
+    return rows
+
+
 @pytest.fixture
 def chromium(tmp_path):
     """Run headless Chromium with a fresh profile; returns its stdout."""
@@ -138,13 +148,12 @@ def test_published_case_in_chromium(server, chromium, tmp_path):
     dom = parse(chromium("--virtual-time-budget=3000", "--dump-dom", f"{server}/preview/01-published-case"))
     text = " ".join(dom.text)
     assert "Consider IgG4-related disease before presuming cholangiocarcinoma" in text
-    rows = {row[0]: row[1:] for row in dom.rows if row}
-    for domain in DOMAINS:
-        assert domain in rows, sorted(rows)
+    rows = scored_rows(dom)
     assert rows["Serum IgG4"][0] == "6"
     assert rows["Pancreas and biliary tree"][0] == "19"
     assert rows["Kidney"][0] == "10"
     assert rows["Total"][0] == "35"
+    assert "histopathology (no tissue)" in text and "retroperitoneum (not imaged)" in text
     assert dom.title.startswith("Card preview: Published case")
     assert not any(tag in {"script", "img"} for tag, _ in dom.tags)
 
@@ -165,9 +174,42 @@ def test_hostile_record_runs_nothing_without_csp(server, chromium):
     for tag, attrs in dom.tags:
         assert not [name for name in attrs if name.startswith("on")], (tag, attrs)
         assert not any("javascript:" in (value or "").lower() for value in attrs.values()), (tag, attrs)
-    rows = {row[0]: row[1:] for row in dom.rows if row}
+    rows = scored_rows(dom)
     assert rows["Pancreas and biliary tree"][0] == "19"
     evidence = rows["Pancreas and biliary tree"][1]
     assert "Diffuse enlargement of the pancreas" in evidence
     assert "<img src=x" in evidence and "<script>" in evidence  # visible as text, not as elements
     assert "Consider IgG4-related disease" in " ".join(dom.text)
+
+
+SANDBOX_LIKE_STYLE = """body{margin:0;font:14px/1.42857 "Helvetica Neue",Helvetica,Arial,sans-serif;background:#fff}
+#card{width:718px;padding:0 10px;box-sizing:border-box}
+table{border-collapse:collapse;border-spacing:0}th,td{padding:0;border:0;text-align:left;vertical-align:top}
+p{margin:0 0 10px}ul{margin:0 0 10px}"""
+"""How the CDS Hooks sandbox draws a card detail: 718 px wide, tables without borders or padding."""
+
+
+def test_published_case_detail_reads_in_one_screen_without_borders(chromium, tmp_path):
+    from cds_service.fixtures.catalog import FIXTURE_DATE, load_fixture  # noqa: PLC0415
+    from cds_service.hooks.discovery import find_service  # noqa: PLC0415
+    from cds_service.hooks.handler import handle_hook  # noqa: PLC0415
+    from cds_service.settings import Settings  # noqa: PLC0415
+    from cds_service.web.preview import render_markdown  # noqa: PLC0415
+
+    request = load_fixture("01-published-case").request
+    outcome = handle_hook(
+        find_service("igg4rd-order-sign"), request, Settings(database_url="sqlite://"), today=FIXTURE_DATE
+    )
+    html = render_markdown(outcome.cards[0]["detail"])
+    assert ">Points\xa0\xa0</th>" in html  # a gap between the header cells even without padding
+    page = tmp_path / "detail.html"
+    page.write_text(
+        f"<!doctype html><html><head><meta charset=utf-8><title>-</title><style>{SANDBOX_LIKE_STYLE}</style>"
+        f"</head><body><div id=card>{html}</div><script>"
+        "document.title=Math.round(document.getElementById('card').getBoundingClientRect().height)"
+        "</script></body></html>"
+    )
+    dom = parse(chromium("--window-size=740,1200", "--dump-dom", page.as_uri()))
+    height = int(dom.title)
+    assert height <= 600, height  # the old detail (a row per domain, whole sentences) drew about 1,050 px
+    assert [row[0] for row in dom.rows[1:]] == ["6", "19", "10", "35"]
