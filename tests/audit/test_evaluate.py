@@ -46,3 +46,11 @@ def test_the_index_date_is_when_the_presumption_began():
     assert row.presumed and row.order_after_index and row.order_date == AS_OF
     assert row.days_to_resection == (AS_OF - row.index_date).days
     assert "resection" in row.order_actions
+
+
+def test_grounds_older_than_the_lookback_still_give_the_index_date():
+    resources = dict(fixture_patients())["01-published-case"]
+    later = date(2031, 11, 25)  # the presumption began five years before the audit runs
+    row = evaluate_patient("f01-patient", resources, AuditOptions(CoreConfig(), today=later))
+    assert row.index_source == "report" and row.index_date is not None and row.index_date < AS_OF
+    assert row.presumed
