@@ -27,11 +27,10 @@ from pathlib import Path
 from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from test_narrative_equivalence import build_corpus  # noqa: E402
+sys.path[:0] = [str(ROOT)]
 
 from cds_service.core import narrative  # noqa: E402
+from tests.core.test_narrative_equivalence import build_corpus  # noqa: E402
 
 
 def _load(path: str) -> ModuleType:

@@ -27,6 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from cds_service.core import narrative  # noqa: E402
 from cds_service.core.findings import Assertion, Concept  # noqa: E402
+from cds_service.core.narrative.laterality import laterality  # noqa: E402
+from cds_service.core.narrative.mentions import Mention, find_mentions  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "narrative_sentences.jsonl"
 Triple = tuple[str, str, str | None]
@@ -58,7 +60,7 @@ def build_medspacy() -> Extractor | None:
     def narrative_spans(doc: Doc) -> Doc:
         spans: list[Span] = []
         for sent in doc.sents:
-            for m in narrative._mentions(sent.text):
+            for m in find_mentions(sent.text):
                 span = doc.char_span(
                     sent.start_char + m.start,
                     sent.start_char + m.end,
@@ -97,14 +99,13 @@ def build_medspacy() -> Extractor | None:
                 assertion = Assertion.AFFIRMED
             # laterality and CCA->carcinoma from narrative, so only the assertion logic differs
             sent = span.sent
-            local = narrative._Mention(
-                Concept(span.label_), span.start_char - sent.start_char, span.end_char - sent.start_char
-            )
-            for m in narrative._mentions(sent.text):
+            lo, hi = span.start_char - sent.start_char, span.end_char - sent.start_char
+            local = Mention(Concept(span.label_), lo, hi, (lo, hi))
+            for m in find_mentions(sent.text):
                 if m.concept.value == span.label_ and m.start >= local.start and m.end <= local.end:
                     local = m
                     break
-            lat = narrative._laterality(sent.text, local)
+            lat = laterality(sent.text, local)
             for concept in (local.concept, *local.extra):
                 out.add((concept.value, assertion.value, lat.value if lat else None))
         return out

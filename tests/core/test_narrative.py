@@ -1,4 +1,11 @@
-"""Tests for the rule-based narrative reader against the hand-labelled sentence set."""
+"""Tests for the rule-based narrative reader against the hand-labelled sentence set.
+
+The set (tests/data/narrative_sentences.jsonl) holds the reader's own 253 sentences, the 505 sentences of
+blind round 1 (ids b1a-/b1b-, written by writers who never saw the reader; folded in after the untuned
+measurement, labels kept as written except where a row's "note" says why), and the examples of issue 7.
+Scoring convention: the reader reports every cholangiocarcinoma mention also as carcinoma (same sentence,
+same assertion); labels name the specific concept only, so such a carcinoma is not compared.
+"""
 
 from __future__ import annotations
 
@@ -15,27 +22,53 @@ DATA = TEST_DATA / "narrative_sentences.jsonl"
 ROWS = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 # Known limitations, kept in the set on purpose so the figures stay honest.
-KNOWN_MISSES = {
-    "img-026": "coreference: 'the gland is diffusely enlarged' refers to the pancreas named earlier",
+KNOWN_MISSES: dict[str, str] = {
+    # blind round 1 rows the reader still reads differently (none affirms a finding the label does not,
+    # except where said); kept in the set so the figures stay honest
+    "b1a-s034": "a stricture named only in 'suspicious for a malignant stricture' is also read as an uncertain stricture",
+    "b1a-s044": "'malignant-appearing stricture, consistent with Klatskin tumor' also yields an uncertain CCA mention",
+    "b1a-s058": "'likely obstructive sialadenitis' of an enlarged gland adds an uncertain mention beside the affirmed one",
+    "b1a-s105": "'cortex' without a kidney word in a lone sentence; 'could reflect' after a finding is not a hedge on it",
+    "b1a-s120": "'its wall is not thickened': the pronoun's aorta is not resolved (coreference)",
+    "b1a-s124": "'may represent retroperitoneal fibrosis' adds an uncertain periaortic mention",
+    "b1a-s135": "'no interval progression' without 'rapid' is not a rapid-progression mention",
+    "b1a-s137": "AFFIRMS a focal mass the label omits ('pancreatic head lesion'); a focal mass scores nothing",
+    "b1b-s005": "'the body and tail' without the word pancreas in a lone sentence (coreference)",
+    "b1b-s028": "'no stricture of the CHD' after an intrapancreatic CBD stricture adds a negated distal mention",
+    "b1b-s032": "typo 'strcture': the hedged distal stricture is read from 'cut-off' as affirmed (distal scores nothing)",
+    "b1b-s050": "'a malignant biliary stricture cannot be excluded' also yields an uncertain stricture",
+    "b1b-s084": "'could represent dacryoadenitis' adds an uncertain lacrimal mention beside the affirmed one",
+    "b1b-s112": "'focal renal cortical lesion' is not a low-density wording",
+    "b1b-s123": "'raising the question of Erdheim-Chester' on perirenal soft tissue: the label omits it",
+    "b1b-s153": "'growth ... more rapid than expected' is not a rapid-progression wording",
+    "b1b-s181": "'without a dense infiltrate' after 'lymphocytes and plasma cells': the negation is not reached",
+    "b1b-s200": "AFFIRMS an immunostain the label hedges: 'possibly' after the subject is not read as a hedge",
+    "b1b-s219": "'an inflammatory myofibroblastic tumour would be favoured' after 'if': read as uncertain, not hypothetical",
 }
 
 Triple = tuple[str, str, str | None]
 
 
+def _convention(triples: set[Triple]) -> set[Triple]:
+    """Drop a carcinoma that restates a cholangiocarcinoma mention (see the module docstring)."""
+    cca = {a for c, a, _ in triples if c == "cholangiocarcinoma"}
+    return {t for t in triples if not (t[0] == "carcinoma" and t[1] in cca)}
+
+
 def _triples(findings: list[TextFinding]) -> set[Triple]:
-    return {
-        (f.concept.value, f.assertion.value, f.laterality.value if f.laterality else None) for f in findings
-    }
+    return _convention(
+        {(f.concept.value, f.assertion.value, f.laterality.value if f.laterality else None) for f in findings}
+    )
 
 
 def _expected(row: dict[str, object]) -> set[Triple]:
     fs = row["findings"]
     assert isinstance(fs, list)
-    return {(f["concept"], f["assertion"], f["laterality"]) for f in fs}
+    return _convention({(f["concept"], f["assertion"], f["laterality"]) for f in fs})
 
 
 def test_labelled_set_shape():
-    assert len(ROWS) >= 180
+    assert len(ROWS) >= 800
     ids = [r["id"] for r in ROWS]
     assert len(ids) == len(set(ids))
     concepts = {c.value for c in Concept}
@@ -74,8 +107,8 @@ def test_affirmed_precision_and_recall():
         tp += len(expected & got)
         fp += len(got - expected)
         fn += len(expected - got)
-    assert tp / (tp + fp) >= 0.95
-    assert tp / (tp + fn) >= 0.95
+    assert tp / (tp + fp) >= 0.98
+    assert tp / (tp + fn) >= 0.98
 
 
 # --- targeted tests ---------------------------------------------------------------------------------
@@ -215,3 +248,12 @@ def test_huge_report_finishes():
     run_on = " ".join(rng.choice(["pancreas", "enlarged", "no", "stricture", "hilar", "kidneys", "hypodense"])
                       for _ in range(30_000))  # fmt: skip
     assert isinstance(extract_findings(run_on), list)
+
+
+def test_a_lesion_under_a_biliary_heading_is_not_duct_involvement_without_a_duct_change():
+    text = (
+        "FINDINGS:\nBiliary: There is a hilar mass encasing the CBD with abrupt narrowing of the duct. "
+        "The mass is T2 intermediate and shows delayed enhancement.\n"
+    )
+    phrases = {f.phrase for f in extract_findings(text) if f.concept is Concept.BILIARY_PROXIMAL}
+    assert phrases == {"There is a hilar mass encasing the CBD with abrupt narrowing of the duct."}

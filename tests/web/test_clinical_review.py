@@ -2,8 +2,8 @@
 
 Every test posts a CDS Hooks request to the real app and asserts the card CLINICAL_SPEC (revised
 2026-12-01) demands: its indicator, or no card, the points of a domain, the exclusions. Items that depend on
-the report reader (issue 7a) or on element-level lab reading (issue 9a) are marked ``xfail(strict=True)``:
-once that work lands, XPASS flags the mark for removal.
+element-level lab reading (issue 9a) are marked ``xfail(strict=True)``: once that work lands, XPASS flags
+the mark for removal (the report-reader items of issue 7a pass since the reader landed).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from tests.builders import (
     service_request,
 )
 
-NEEDS_7A = pytest.mark.xfail(strict=True, reason="needs issue-7a reader")
 NEEDS_9A = pytest.mark.xfail(strict=True, reason="needs issue-9a lab reading")
 V2_0074 = "http://terminology.hl7.org/CodeSystem/v2-0074"
 SERVICE_FOR_HOOK = {s.hook: s.id for s in SERVICES}
@@ -100,7 +99,6 @@ BENIGN_BILE_DUCT = "Bile duct, hilar stricture, biopsy: benign biliary epitheliu
     [
         pytest.param(
             pathology(f"CLINICAL HISTORY: Klatskin tumour.\nDIAGNOSIS:\n{BENIGN_BILE_DUCT}"),
-            marks=NEEDS_7A,
             id="history-line",
         ),
         pytest.param(
@@ -219,8 +217,8 @@ def test_2_systemic_therapy_acts_unless_its_reason_names_another_cancer(client, 
 @pytest.mark.parametrize(
     "suspicion",
     [
-        pytest.param("Hilar biliary stricture suspicious for malignancy.", marks=NEEDS_7A),
-        pytest.param("Stricture of the common hepatic duct, concerning for neoplasm.", marks=NEEDS_7A),
+        pytest.param("Hilar biliary stricture suspicious for malignancy."),
+        pytest.param("Stricture of the common hepatic duct, concerning for neoplasm."),
         "Hilar mass, suspicious for cholangiocarcinoma.",
     ],
 )
@@ -235,10 +233,10 @@ def test_3_a_report_suspecting_a_malignant_stricture_raises_the_presumption(clie
 @pytest.mark.parametrize(
     "wording",
     [
-        pytest.param("ALK negative.", marks=NEEDS_7A),
-        pytest.param("Focal neutrophilic infiltrate.", marks=NEEDS_7A),
-        pytest.param("Focal necrosis.", marks=NEEDS_7A),
-        pytest.param("A single granuloma is seen.", marks=NEEDS_7A),
+        pytest.param("ALK negative."),
+        pytest.param("Focal neutrophilic infiltrate."),
+        pytest.param("Focal necrosis."),
+        pytest.param("A single granuloma is seen."),
     ],
 )
 def test_4_focal_or_negative_features_are_not_pathology_other(client, wording):
@@ -265,7 +263,7 @@ def test_5_negative_serology_in_words_is_negative(client, words):
 # ------------------------------------------------------------------ 6. rapid progression is radiological
 
 
-@pytest.mark.parametrize("wording", [pytest.param("Rapidly progressive painless jaundice.", marks=NEEDS_7A)])
+@pytest.mark.parametrize("wording", [pytest.param("Rapidly progressive painless jaundice.")])
 def test_6_a_rapid_clinical_course_is_not_rapid_radiological_progression(client, wording):
     card = scored(client, f"{wording} {PANCREAS_AND_DUCTS}")
     assert "rapid-progression" not in exclusions(card)
@@ -299,18 +297,13 @@ def test_7_an_igg4_rd_salivary_gland_biopsy_is_another_organ_for_the_ibd_exclusi
 @pytest.mark.parametrize(
     ("text", "domain", "expected"),
     [
-        pytest.param(
-            "No focal mass within the diffusely enlarged pancreas.", "pancreas-biliary", 8, marks=NEEDS_7A
-        ),
+        pytest.param("No focal mass within the diffusely enlarged pancreas.", "pancreas-biliary", 8),
         pytest.param(
             "New bilateral renal cortical low-density areas, not present on the prior CT.",
             "kidney",
             10,
-            marks=NEEDS_7A,
         ),
-        pytest.param(
-            "Kidneys: no hydronephrosis, bilateral cortical low-density areas.", "kidney", 10, marks=NEEDS_7A
-        ),
+        pytest.param("Kidneys: no hydronephrosis, bilateral cortical low-density areas.", "kidney", 10),
     ],
 )
 def test_8_a_negation_covers_only_the_finding_it_governs(client, text, domain, expected):
@@ -323,8 +316,8 @@ def test_8_a_negation_covers_only_the_finding_it_governs(client, text, domain, e
 @pytest.mark.parametrize(
     "stricture",
     [
-        pytest.param("Suspected cholangiocarcinoma causing a stricture of the CHD.", marks=NEEDS_7A),
-        pytest.param("Indeterminate hilar biliary stricture.", marks=NEEDS_7A),
+        pytest.param("Suspected cholangiocarcinoma causing a stricture of the CHD."),
+        pytest.param("Indeterminate hilar biliary stricture."),
     ],
 )
 def test_9_a_hedge_on_the_cause_leaves_the_stricture_affirmed(client, stricture):
@@ -338,13 +331,10 @@ def test_9_a_hedge_on_the_cause_leaves_the_stricture_affirmed(client, stricture)
 @pytest.mark.parametrize(
     "stain",
     [
-        pytest.param("IgG4/IgG >40% with >10 IgG4+ cells/hpf.", marks=NEEDS_7A),
-        pytest.param(
-            "IgG4/IgG ratio is 50%. There are 30 IgG4-positive plasma cells per HPF.", marks=NEEDS_7A
-        ),
+        pytest.param("IgG4/IgG >40% with >10 IgG4+ cells/hpf."),
+        pytest.param("IgG4/IgG ratio is 50%. There are 30 IgG4-positive plasma cells per HPF."),
         pytest.param(
             "45% of IgG-positive plasma cells express IgG4. IgG4-positive plasma cells number 30 per HPF.",
-            marks=NEEDS_7A,
         ),
     ],
 )
@@ -359,12 +349,11 @@ def test_10_immunostaining_in_other_words_scores_14(client, stain):
 @pytest.mark.parametrize(
     ("text", "domain", "expected"),
     [
-        pytest.param("Bilateral dacryoadenitis.", "glands", 6, marks=NEEDS_7A),
+        pytest.param("Bilateral dacryoadenitis.", "glands", 6),
         pytest.param(
             "Low-density areas in the cortex in the right kidney and in the left kidney.",
             "kidney",
             10,
-            marks=NEEDS_7A,
         ),
     ],
 )
@@ -375,9 +364,7 @@ def test_11_bilateral_in_other_words(client, text, domain, expected):
 # ------------------------------------------------------------------ 12. the spec's own words
 
 
-@pytest.mark.parametrize(
-    "text", [pytest.param("Diffuse thickening of the abdominal aortic wall.", marks=NEEDS_7A)]
-)
+@pytest.mark.parametrize("text", [pytest.param("Diffuse thickening of the abdominal aortic wall.")])
 def test_12_diffuse_thickening_of_the_abdominal_aortic_wall_scores_4(client, text):
     assert points(scored(client, text), "retroperitoneum") == 4
 
@@ -401,9 +388,9 @@ def test_13_a_reference_range_text_with_a_prefix_gives_the_uln(client):
 @pytest.mark.parametrize(
     "stain",
     [
-        pytest.param("IgG4 immunostain not performed.", marks=NEEDS_7A),
-        pytest.param("IgG4 immunostain pending.", marks=NEEDS_7A),
-        pytest.param("Rare IgG4-positive plasma cells.", marks=NEEDS_7A),
+        pytest.param("IgG4 immunostain not performed."),
+        pytest.param("IgG4 immunostain pending."),
+        pytest.param("Rare IgG4-positive plasma cells."),
     ],
 )
 def test_14_immunostaining_without_numbers_does_not_score(client, stain):
@@ -417,11 +404,9 @@ def test_14_immunostaining_without_numbers_does_not_score(client, stain):
 @pytest.mark.parametrize(
     "distal",
     [
-        pytest.param("Stricture of the intrapancreatic portion of the CBD.", marks=NEEDS_7A),
-        pytest.param("The CBD is narrowed as it courses through the pancreatic head.", marks=NEEDS_7A),
-        pytest.param(
-            "Stricture of the common bile duct at the level of the pancreatic head.", marks=NEEDS_7A
-        ),
+        pytest.param("Stricture of the intrapancreatic portion of the CBD."),
+        pytest.param("The CBD is narrowed as it courses through the pancreatic head."),
+        pytest.param("Stricture of the common bile duct at the level of the pancreatic head."),
     ],
 )
 def test_15_a_distal_cbd_stricture_is_not_biliary_involvement(client, distal):
@@ -432,7 +417,7 @@ def test_15_a_distal_cbd_stricture_is_not_biliary_involvement(client, distal):
 # ------------------------------------------------------------------ 16. the lung hilum
 
 
-@pytest.mark.parametrize("chest", [pytest.param("Right hilar bronchial narrowing.", marks=NEEDS_7A)])
+@pytest.mark.parametrize("chest", [pytest.param("Right hilar bronchial narrowing.")])
 def test_16_hilar_on_a_chest_study_is_the_lung_hilum(client, chest):
     card = scored(
         client,
@@ -452,18 +437,16 @@ def test_16_hilar_on_a_chest_study_is_the_lung_hilum(client, chest):
             "Physiological FDG uptake in the bilateral parotid and submandibular glands.",
             "glands",
             "imaging",
-            marks=NEEDS_7A,
         ),
         ("Bilateral renal cortical cysts.", "kidney", "imaging"),
         pytest.param(
             "Lumbar paravertebral soft tissue from L3-L4 spondylodiscitis.",
             "chest",
             "imaging",
-            marks=NEEDS_7A,
         ),
-        pytest.param("Interlobular septal thickening.", "chest", "imaging", marks=NEEDS_7A),
+        pytest.param("Interlobular septal thickening.", "chest", "imaging"),
         ("Soft tissue encasing the superior mesenteric artery.", "retroperitoneum", "imaging"),
-        pytest.param("Scant lymphoplasmacytic infiltrate.", "histopathology", "pathology", marks=NEEDS_7A),
+        pytest.param("Scant lymphoplasmacytic infiltrate.", "histopathology", "pathology"),
     ],
 )
 def test_17_qualifiers_are_required(client, text, domain, kind):
@@ -477,7 +460,7 @@ def test_17_qualifiers_are_required(client, text, domain, kind):
 # ------------------------------------------------------------------ 18. hepatosplenomegaly
 
 
-@pytest.mark.parametrize("text", [pytest.param("Hepatosplenomegaly.", marks=NEEDS_7A)])
+@pytest.mark.parametrize("text", [pytest.param("Hepatosplenomegaly.")])
 def test_18_hepatosplenomegaly_is_splenomegaly(client, text):
     card = scored(client, f"{PANCREAS_AND_DUCTS} {text}")
     assert exclusions(card).get("splenomegaly") == "present"

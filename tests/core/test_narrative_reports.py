@@ -1,0 +1,145 @@
+"""The reader on whole multi-section reports (tests/data/narrative_reports.jsonl).
+
+The set holds the 49 reports of blind round 1 (ids b1a-r/b1b-r, folded in after the untuned measurement)
+and reports written for issue 7 (own-r). Each row lists the report's affirmed findings (laterality combined
+over the report: right + left = bilateral; immunostain numbers possibly from neighbouring sentences), whether
+it proves carcinoma (CLINICAL_SPEC section 5) and whether it raises the CCA presumption.
+
+The tissue-proof check here is the reader's share of the rule: a pathology or cytology report proves
+carcinoma only if the reader affirms a carcinoma whose sentence (or the lines after it, the title or the
+specimen line) names a pancreatobiliary site; the full rule (categories, dates) is core/reports.py's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from cds_service.core.findings import Assertion, Concept, TextFinding
+from cds_service.core.narrative import extract_findings
+from tests.paths import TEST_DATA
+
+ROWS = [
+    json.loads(line)
+    for line in (TEST_DATA / "narrative_reports.jsonl").read_text(encoding="utf-8").splitlines()
+    if line.strip()
+]
+LATERAL = {
+    "lacrimal-gland",
+    "parotid-gland",
+    "submandibular-gland",
+    "sublingual-gland",
+    "renal-cortex-low-density",
+}
+_SITE = re.compile(
+    r"\b(liver|hepat\w*|bile|biliary|hil(?:um|ar)|CBD|CHD|gall\s*bladder|ampull\w*|pancrea\w*|brushings?|"
+    r"cholangio\w*|klatskin)\b",
+    re.IGNORECASE,
+)
+_SPECIMEN_LINE = re.compile(r"^[ \t]*specimens?\b[^:\n]{0,40}:([^\n]*)", re.IGNORECASE | re.MULTILINE)
+Pair = tuple[str, str | None]
+
+
+def _combine(pairs: list[Pair]) -> set[Pair]:
+    sides: dict[str, set[str | None]] = {}
+    for concept, lat in pairs:
+        sides.setdefault(concept, set()).add(lat if concept in LATERAL else None)
+    out: set[Pair] = set()
+    for concept, lats in sides.items():
+        if "bilateral" in lats or {"left", "right"} <= lats:
+            out.add((concept, "bilateral"))
+        elif lats & {"left", "right"}:
+            out.add((concept, next(iter(lats & {"left", "right"}))))
+        else:
+            out.add((concept, None))
+    if ("cholangiocarcinoma", None) in out:
+        out.discard(("carcinoma", None))  # the reader names every CCA also as carcinoma
+    return out
+
+
+def _expected(row: dict[str, Any]) -> set[Pair]:
+    return _combine([(f["concept"], f.get("laterality")) for f in row["findings"]])
+
+
+def _got(found: list[TextFinding]) -> set[Pair]:
+    return _combine(
+        [(f.concept.value, f.laterality.value if f.laterality else None) for f in found if f.affirmed]
+    )
+
+
+def _proves_carcinoma(row: dict[str, Any], found: list[TextFinding]) -> bool:
+    if row["category"] not in ("pathology", "cytology"):
+        return False
+    text = row["text"]
+    specimen = " ".join(m.group(1) for m in _SPECIMEN_LINE.finditer(text))
+    sited = bool(_SITE.search(row["title"]) or _SITE.search(specimen))
+    for f in found:
+        if f.affirmed and f.concept in (Concept.CARCINOMA, Concept.CHOLANGIOCARCINOMA):
+            at = text.find(f.phrase)
+            near = f.phrase if at < 0 else text[at : at + len(f.phrase) + 300]
+            if sited or _SITE.search(near):
+                return True
+    return False
+
+
+def _raises(row: dict[str, Any], found: list[TextFinding]) -> bool:
+    return row["category"] not in ("pathology", "cytology") and any(
+        f.concept is Concept.CHOLANGIOCARCINOMA and f.assertion in (Assertion.AFFIRMED, Assertion.UNCERTAIN)
+        for f in found
+    )
+
+
+def test_report_set_shape():
+    assert len(ROWS) >= 80
+    assert len({r["id"] for r in ROWS}) == len(ROWS)
+    categories = {r["category"] for r in ROWS}
+    assert {"radiology", "pathology"} <= categories
+    assert all(len(r["text"].splitlines()) >= 2 for r in ROWS)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r["id"] for r in ROWS])
+def test_report(row):
+    found = extract_findings(row["text"])
+    assert _got(found) == _expected(row)
+    assert _proves_carcinoma(row, found) == row["tissue_proof"]
+    assert _raises(row, found) == row["raises_presumption"]
+
+
+def test_no_false_tissue_proof_and_report_figures():
+    tp = fp = fn = 0
+    false_proof = 0
+    for row in ROWS:
+        found = extract_findings(row["text"])
+        got, want = _got(found), _expected(row)
+        tp, fp, fn = tp + len(got & want), fp + len(got - want), fn + len(want - got)
+        false_proof += int(_proves_carcinoma(row, found) and not row["tissue_proof"])
+    assert false_proof == 0
+    assert tp / (tp + fp) >= 0.98
+    assert tp / (tp + fn) >= 0.98
+
+
+def test_history_and_comparison_sections_are_never_findings():
+    text = (
+        "CLINICAL HISTORY: Klatskin tumour.\nCOMPARISON: CT 2019 showed a hilar stricture.\n"
+        "TECHNIQUE: Contrast-enhanced CT.\n\nDIAGNOSIS: Benign biliary epithelium."
+    )
+    assert extract_findings(text) == []
+
+
+def test_organ_heading_is_the_subject_and_section_is_filled():
+    found = extract_findings(
+        "FINDINGS:\nPancreas: diffusely enlarged.\nKidneys: bilateral cortical hypoenhancement."
+    )
+    got = {(f.concept, f.section, f.laterality) for f in found if f.affirmed}
+    assert (Concept.PANCREAS_DIFFUSE_ENLARGEMENT, "pancreas", None) in got
+    assert any(c is Concept.RENAL_CORTEX_LOW_DENSITY and s == "kidneys" for c, s, _ in got)
+
+
+def test_immunostain_numbers_from_neighbouring_sentences():
+    found = extract_findings("IgG4/IgG ratio 45%.\nIgG4-positive plasma cells 30 per HPF.")
+    stains = [f for f in found if f.concept is Concept.IGG4_IMMUNOSTAIN and f.affirmed]
+    assert stains
+    assert all((f.ratio_percent, f.cells_per_hpf) == (45.0, 30.0) for f in stains)
