@@ -125,7 +125,7 @@ def _read(sentence: Sentence) -> list[TextFinding]:
     found = _cached_sentence_findings(text)
     if from_heading and not _states_duct_change(sentence.text):
         # Under a "Biliary:" heading, "the mass is T2 intermediate" describes a lesion, not duct involvement.
-        found = [f for f in found if f.concept not in _BILIARY]
+        found = tuple(f for f in found if f.concept not in _BILIARY)
     return [dataclasses.replace(f, phrase=sentence.text, section=sentence.section) for f in found]
 
 
