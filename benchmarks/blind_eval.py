@@ -33,6 +33,7 @@ text and scored implied carcinoma separately; the README gives both versions' fi
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import re
 import sys
@@ -42,8 +43,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cds_service.core.evidence import ReportKind
 from cds_service.core.findings import Assertion, Concept, TextFinding
 from cds_service.core.narrative import extract_findings
+from cds_service.core.reports import extract_reports
+from cds_service.core.resources import read_resource
+from cds_service.core.tissue import proves_carcinoma
 
 DOMAIN_OF: dict[str, str] = {
     "pancreas-diffuse-enlargement": "pancreas-biliary",
@@ -313,6 +318,56 @@ def _fmt(pr: tuple[float, float, int, int, int]) -> str:
     return f"P {p:.3f}  R {r:.3f}  (tp {tp}, fp {fp}, fn {fn})"
 
 
+_CATEGORY_CODES = {"pathology": "SP", "cytology": "CY", "radiology": "RAD", "procedure": "OTH"}
+
+
+def service_rule(row: dict[str, Any]) -> tuple[bool, bool]:
+    """(proves carcinoma, raises the presumption) for one labelled report by the service's own rules.
+
+    The report goes through the real reading path: a DiagnosticReport with the row's category (v2-0074),
+    title as ``code.text`` and text as a ``presentedForm`` attachment, then ``extract_reports`` and
+    ``core.tissue``, as the presumption does.
+    """
+    code = _CATEGORY_CODES.get(str(row.get("category", "")).lower(), "OTH")
+    raw = {
+        "resourceType": "DiagnosticReport",
+        "id": str(row["id"]),
+        "status": "final",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074", "code": code}]}],
+        "code": {"text": str(row.get("title", ""))},
+        "effectiveDateTime": "2026-11-01",
+        "presentedForm": [
+            {"contentType": "text/plain", "data": base64.b64encode(str(row["text"]).encode()).decode()}
+        ],
+    }
+    [facts] = extract_reports([read_resource("DiagnosticReport", raw)])
+    proves = facts.kind is ReportKind.PATHOLOGY and any(
+        proves_carcinoma(f, facts.specimen) for f in facts.findings
+    )
+    raises = facts.kind is ReportKind.IMAGING and any(
+        f.concept is Concept.CHOLANGIOCARCINOMA and f.assertion in (Assertion.AFFIRMED, Assertion.UNCERTAIN)
+        for f in facts.findings
+    )
+    return proves, raises
+
+
+def service_rule_figures(directory: Path) -> dict[str, int]:
+    """Tissue proof and presumption by the service's rules against the labels of every report in ``directory``."""
+    out = {"n": 0, "proof_fp": 0, "proof_fn": 0, "raises_agree": 0}
+    for path in sorted(directory.glob("*-reports.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            proves, raises = service_rule(row)
+            gold = bool(row.get("tissue_proof"))
+            out["n"] += 1
+            out["proof_fp"] += int(proves and not gold)
+            out["proof_fn"] += int(gold and not proves)
+            out["raises_agree"] += int(raises == bool(row.get("raises_presumption")))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: print the figures for one directory."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -351,6 +406,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     agree, n_rep = r["raises_presumption_agreement"]
     print(f"reports, raises_presumption agreement: {agree}/{n_rep}")
+    rule = service_rule_figures(args.directory)
+    print(
+        f"reports, the service's own rule (core.reports + core.tissue): tissue proof false positives "
+        f"{rule['proof_fp']}, false negatives {rule['proof_fn']}; raises_presumption agreement "
+        f"{rule['raises_agree']}/{rule['n']}"
+    )
     for line in res.get("misses", []):
         print(line)
     if args.json:

@@ -13,7 +13,7 @@ StoreConfigError (ValueError) the feedback store cannot be opened as configured 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 class CDSError(Exception):
@@ -24,6 +24,10 @@ class CDSError(Exception):
     def __init__(self, diagnostics: str) -> None:
         super().__init__(diagnostics)
         self.diagnostics = diagnostics
+        self.hook_instance: str | None = None
+        """The hook call it ended, once known (for the log line)."""
+        self.read_counts: dict[str, dict[str, int]] | None = None
+        """What reading had repaired or skipped by then (for the log line)."""
 
 
 class RequestError(CDSError):
@@ -82,22 +86,6 @@ class StorageUnavailableError(CDSError):
     """The feedback store failed (database down or misconfigured): the server's problem, not the caller's."""
 
     status_code = 503
-
-
-@dataclass
-class SkippedResources:
-    """Count of resources skipped while parsing leniently, by resource type (for the log)."""
-
-    by_type: dict[str, int] = field(default_factory=dict)
-
-    def add(self, resource_type: str) -> None:
-        """Count one more skipped resource of ``resource_type``."""
-        self.by_type[resource_type] = self.by_type.get(resource_type, 0) + 1
-
-    @property
-    def total(self) -> int:
-        """All skipped resources."""
-        return sum(self.by_type.values())
 
 
 class AuthenticationError(CDSError):

@@ -21,8 +21,7 @@ from cds_service.core.medications import extract_medications
 from cds_service.core.orders import classify_order, resolve_reasons
 from cds_service.core.presumption import Indicator, Presumption, acting_orders, choose_indicator, presumption
 from cds_service.core.reports import extract_reports
-from cds_service.core.resources import parse_resources
-from cds_service.errors import SkippedResources
+from cds_service.core.resources import ReadCounts, read_resources
 
 ORDER_HOOKS: Final = frozenset({"order-sign", "order-select"})
 
@@ -41,7 +40,7 @@ class DraftOrders:
 
     resources: list[Any]
     facts: list[DraftOrderFacts]
-    skipped: SkippedResources = field(default_factory=SkippedResources)
+    read: ReadCounts = field(default_factory=ReadCounts)
 
     @property
     def acting(self) -> list[DraftOrderFacts]:
@@ -55,20 +54,20 @@ class DraftOrders:
 
 
 def read_orders(draft_orders: Any, selections: Any = None) -> DraftOrders:
-    """Parse the draft ServiceRequests and MedicationRequests of ``context.draftOrders`` leniently.
+    """Read the draft ServiceRequests and MedicationRequests of ``context.draftOrders`` tolerantly.
 
     ``selections`` (order-select: "Type/id" of the orders just selected) limits the orders considered to
     those, so an order selected earlier does not raise the card again on every later selection. Without a
     usable list, every draft order counts.
     """
-    skipped = SkippedResources()
-    resources = parse_resources(draft_orders, "ServiceRequest", skipped) + parse_resources(
-        draft_orders, "MedicationRequest", skipped
+    read = ReadCounts()
+    resources = read_resources(draft_orders, "ServiceRequest", read) + read_resources(
+        draft_orders, "MedicationRequest", read
     )
     if isinstance(selections, list) and selections and all(isinstance(s, str) for s in selections):
         chosen = set(selections)
         resources = [r for r in resources if f"{r.get_resource_type()}/{r.id}" in chosen]
-    return DraftOrders(resources, [classify_order(r) for r in resources], skipped)
+    return DraftOrders(resources, [classify_order(r) for r in resources], read)
 
 
 def needs_patient_data(hook: str, orders: DraftOrders) -> bool:
@@ -84,18 +83,17 @@ def read_evidence(
     Keys follow :mod:`cds_service.hooks.queries`; ``unavailable`` names the keys whose data could not be had.
     """
     evidence = PatientEvidence(unavailable=set(unavailable))
-    skipped = evidence.skipped
-    observations = parse_resources(data.get("observations"), "Observation", skipped, keep=wanted_observation)
-    evidence.labs, evidence.unit_errors = extract_labs(
-        observations, window_start(today, config.lookback_years), config.default_igg4_uln
-    )
+    read = evidence.read
     since = window_start(today, config.lookback_years)
-    evidence.conditions = extract_conditions(parse_resources(data.get("conditions"), "Condition", skipped))
+    observations = read_resources(data.get("observations"), "Observation", read, keep=wanted_observation)
+    labs = extract_labs(observations, since, config.default_igg4_uln)
+    evidence.labs, evidence.unit_errors, evidence.undated_labs = labs.results, labs.unit_errors, labs.undated
+    evidence.conditions = extract_conditions(read_resources(data.get("conditions"), "Condition", read))
     evidence.reports = extract_reports(
-        parse_resources(data.get("reports"), "DiagnosticReport", skipped), since=since
+        read_resources(data.get("reports"), "DiagnosticReport", read), since=since
     )
-    medications = parse_resources(data.get("medicationRequests"), "MedicationRequest", skipped)
-    medications += parse_resources(data.get("medicationStatements"), "MedicationStatement", skipped)
+    medications = read_resources(data.get("medicationRequests"), "MedicationRequest", read)
+    medications += read_resources(data.get("medicationStatements"), "MedicationStatement", read)
     evidence.medications = extract_medications(medications)
     return evidence
 

@@ -318,7 +318,8 @@ def _kidney(evidence: PatientEvidence, reports: list[ReportFacts]) -> DomainScor
         Evidence(
             r.reference,
             iso_date(r.effective),
-            f"{'C3' if r.code == codes.C3 else 'C4'} {format_decimal(r.value or Decimal(0))} g/L below {format_decimal(r.low or Decimal(0))} g/L",
+            f"{'C3' if r.code == codes.C3 else 'C4'} {format_decimal(r.value or Decimal(0))} g/L "
+            + (f"below {format_decimal(r.low)} g/L" if r.low is not None else "flagged low by the lab"),
         )
         for r in complement
         if r.below_low
@@ -336,7 +337,7 @@ def _kidney(evidence: PatientEvidence, reports: list[ReportFacts]) -> DomainScor
             (6, "hypocomplementemia", low),
         ],
     )
-    measured = any(r.value is not None and r.low is not None for r in complement)
+    measured = any(r.low_known for r in complement)
     if not score.assessed and measured:
         return DomainScore(Domain.KIDNEY, 0, True, "complement normal; kidneys not imaged")
     return score

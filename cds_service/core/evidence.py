@@ -1,6 +1,7 @@
 """Typed records the clinical core extracts from FHIR resources, and the evidence they give.
 
-Extraction modules (labs, conditions, reports, medications, orders) turn R4B models into these records;
+Extraction modules (labs, conditions, reports, medications, orders) turn the projected resources of
+:mod:`cds_service.core.resources` into these records;
 the criteria engine and the card decision read only these, so they can be tested with plain tables.
 """
 
@@ -13,8 +14,8 @@ from decimal import Decimal
 from enum import StrEnum
 
 from cds_service.core.findings import Concept, TextFinding
+from cds_service.core.resources import ReadCounts
 from cds_service.core.tissue import Site
-from cds_service.errors import SkippedResources
 
 
 class UlnSource(StrEnum):
@@ -50,6 +51,8 @@ class LabResult:
     polarity: Polarity | None = None
     original: str = ""
     """The value as the lab reported it, e.g. "2.43 g/L" (rendered escaped)."""
+    flagged_low: bool = False
+    """C3/C4 only: the lab interpreted the value as low (L, LL); it counts when no low limit is given."""
 
     @property
     def above_high(self) -> bool:
@@ -58,8 +61,15 @@ class LabResult:
 
     @property
     def below_low(self) -> bool:
-        """True when the value is below its lower reference limit."""
-        return self.value is not None and self.low is not None and self.value < self.low
+        """True when the value is below its lower reference limit, or flagged low where none is given."""
+        if self.value is None:
+            return False
+        return self.value < self.low if self.low is not None else self.flagged_low
+
+    @property
+    def low_known(self) -> bool:
+        """True when whether the value is low can be told: a low limit, or a low flag, is given."""
+        return self.value is not None and (self.low is not None or self.flagged_low)
 
     @property
     def positive(self) -> bool:
@@ -171,7 +181,10 @@ class PatientEvidence:
     unavailable: set[str] = field(default_factory=set)
     """Prefetch keys whose data could not be had (the EHR's OperationOutcome, a failed fetch)."""
     unit_errors: int = 0
-    skipped: SkippedResources = field(default_factory=SkippedResources)
+    undated_labs: int = 0
+    """Lab results with no date: they cannot be placed in the lookback window and are not used."""
+    read: ReadCounts = field(default_factory=ReadCounts)
+    """What reading the resources repaired or skipped (for the log line and the card's caveats)."""
 
     def lab(self, *codes: str) -> list[LabResult]:
         """Results for any of ``codes``, newest first."""

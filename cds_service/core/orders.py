@@ -45,9 +45,9 @@ _REFERRAL_SNOMED: Final = frozenset({"3457005", "306206005"})
 _ONCOLOGY_TEXT = re.compile(
     r"\b(oncolog\w*|hepato-?biliary|hpb|surgical oncology|liver surgery|transplant surgery)\b", re.I
 )
-_STRICTURE_REASON = re.compile(
-    r"\b(biliary|bile duct|hilar|cbd|hepatic duct)\b.*\bstricture|\bstricture\b.*\bbil", re.I
-)
+# A stricture reason names both a stricture and the bile ducts; two searches keep it linear in the text.
+_STRICTURE_WORD = re.compile(r"\bstricture", re.I)
+_BILIARY_WORD = re.compile(r"\b(?:bil|bile duct|hilar|cbd|hepatic duct)", re.I)
 STRICTURE_ICD10: Final = frozenset({"K83.1"})
 STRICTURE_SNOMED: Final = frozenset({"235921003"})
 """Biliary stricture (disorder), coded so by the CDS Hooks sandbox (shared/reference sandbox captures)."""
@@ -93,7 +93,9 @@ def _reasons(resource: Any) -> tuple[bool, bool]:
         kinds, _ = concept_kinds(concept)
         cca |= ConditionKind.CHOLANGIOCARCINOMA in kinds
         stricture |= any(_is_stricture_coding(c) for c in _codings(concept))
-        stricture |= any(_STRICTURE_REASON.search(t) for t in concept_texts(concept))
+        stricture |= any(
+            _STRICTURE_WORD.search(t) and _BILIARY_WORD.search(t) for t in concept_texts(concept)
+        )
     return cca, stricture
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, Final
 
 import pint
@@ -27,8 +27,10 @@ class UnitError(ValueError):
 MASS_CONCENTRATION: Final = "g/L"
 CELL_COUNT: Final = "10*9/L"
 
+MAX_UNIT_CHARS: Final = 64
+"""A unit longer than this is not a unit: refused before any pattern reads it."""
 _POWER = re.compile(r"^\s*10\s*[*^]\s*(\d{1,2})\s*")
-_ANNOTATION = re.compile(r"\{[^}]*\}")
+_ANNOTATION = re.compile(r"\{[^{}]{0,64}\}")  # bounded, and cannot restart inside itself: linear
 # What a unit expression may contain once UCUM's factors and annotations are gone: letters, digits and the
 # operators pint understands. Anything else is refused before pint's parser sees it.
 _UNIT_SYNTAX = re.compile(r"(?!.*//)(?:1/)?[A-Za-z%][A-Za-z0-9%/*. -]{0,39}")
@@ -74,12 +76,15 @@ def _split(unit: str) -> tuple[Decimal, str]:
     return factor, text or "dimensionless"
 
 
-@cache
+@lru_cache(maxsize=1024)
 def conversion_factor(unit: str, target: str) -> Decimal:
     """The exact factor that turns a value in ``unit`` into ``target`` (both UCUM).
 
-    Raises :class:`UnitError` when either unit is unknown or their dimensions differ.
+    Raises :class:`UnitError` when either unit is unknown, longer than :data:`MAX_UNIT_CHARS`, or their
+    dimensions differ. Bounded cache: units come from the records, so a caller could send many.
     """
+    if len(unit) > MAX_UNIT_CHARS or len(target) > MAX_UNIT_CHARS:
+        raise UnitError(unit[:MAX_UNIT_CHARS], target[:MAX_UNIT_CHARS])
     source_factor, source_expr = _split(unit)
     target_factor, target_expr = _split(target)
     if not (_UNIT_SYNTAX.fullmatch(source_expr) and _UNIT_SYNTAX.fullmatch(target_expr)):

@@ -20,6 +20,7 @@ This module has no web-framework imports; the web edge turns failures of require
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -207,7 +208,9 @@ class FhirFetcher:
             if budget <= 0:
                 outcomes[key] = FetchFailure(timeout_reason)
                 continue
-            futures[key] = self._pool.submit(self._run_query, call, key, query)
+            # In the caller's context, so what the query logs carries the hook instance (cds_service.logs).
+            context = contextvars.copy_context()
+            futures[key] = self._pool.submit(context.run, self._run_query, call, key, query)
 
         if futures:
             wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))

@@ -253,9 +253,13 @@ def _caveats(result: CriteriaResult, evidence: PatientEvidence) -> list[str]:
     if unavailable:
         purposes = "; ".join(QUERIES_BY_KEY[k].purpose if k in QUERIES_BY_KEY else k for k in unavailable)
         caveats.append(f"**Incomplete data**: could not read {purposes}; the score may be understated.")
-    if evidence.skipped.total or evidence.unit_errors:
+    if evidence.read.unreadable or evidence.unit_errors:
         caveats.append(
-            f"{evidence.skipped.total + evidence.unit_errors} record(s) unreadable (invalid or unknown unit)."
+            f"{evidence.read.unreadable + evidence.unit_errors} record(s) unreadable (invalid or unknown unit)."
+        )
+    if evidence.undated_labs:
+        caveats.append(
+            f"{evidence.undated_labs} lab result(s) without a date were ignored (not placed in time)."
         )
     ratio = result.igg4.ratio if result.igg4 is not None else None
     if ratio is not None and ratio > 1:

@@ -20,6 +20,7 @@ from cds_service.core.assessment import (
     read_evidence,
     read_orders,
 )
+from cds_service.core.resources import ReadCounts
 from cds_service.errors import DataUnavailableError, FailedQuery
 from cds_service.hooks.cards import render_cards
 from cds_service.hooks.discovery import ServiceDefinition
@@ -31,6 +32,7 @@ from cds_service.hooks.request import (
     search_errors,
     sort_prefetch,
 )
+from cds_service.logs import hook_instance_context
 from cds_service.settings import Settings
 
 
@@ -62,7 +64,13 @@ class HookResult:
     assessment: Assessment | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     fetched: list[str] = field(default_factory=list)
-    skipped_resources: int = 0
+    read: ReadCounts = field(default_factory=ReadCounts)
+    """What reading the draft orders and the patient's resources repaired or skipped, set on every path."""
+
+    @property
+    def skipped_resources(self) -> int:
+        """Resources that could not be read at all."""
+        return self.read.total("skipped_resources")
 
 
 def core_config(settings: Settings) -> CoreConfig:
@@ -144,22 +152,30 @@ def handle_hook(
     timer = _Clock()
     deadline = clock() + settings.hook_time_budget_s
     request = parse_hook_request(body, service.hook)
-    orders = read_orders(
-        request.draft_orders, request.context.get("selections") if request.hook == "order-select" else None
-    )
-    result = HookResult([], request.hook_instance, request.patient_id)
-    timer.lap("parse")
-    if not needs_patient_data(request.hook, orders):
+    with hook_instance_context(request.hook_instance):  # every log line of this call names it
+        orders = read_orders(
+            request.draft_orders,
+            request.context.get("selections") if request.hook == "order-select" else None,
+        )
+        result = HookResult([], request.hook_instance, request.patient_id, read=orders.read)
+        timer.lap("parse")
+        if not needs_patient_data(request.hook, orders):
+            result.timings_ms = timer.timings
+            return result
+        try:
+            data, unavailable, result.fetched = gather_data(
+                request, settings, fetcher, deadline, allowed_bases
+            )
+        except DataUnavailableError as exc:
+            exc.hook_instance, exc.read_counts = request.hook_instance, result.read.as_log()
+            raise
+        timer.lap("fetch")
+        evidence = read_evidence(data, unavailable, core_config(settings), today or datetime.now(UTC).date())
+        result.read = ReadCounts().merge(orders.read).merge(evidence.read)
+        assessment = assess(request.hook, orders, evidence)
+        timer.lap("evaluate")
+        result.cards = render_cards(assessment, request.patient_id)
+        timer.lap("render")
+        result.assessment = assessment
         result.timings_ms = timer.timings
         return result
-    data, unavailable, result.fetched = gather_data(request, settings, fetcher, deadline, allowed_bases)
-    timer.lap("fetch")
-    evidence = read_evidence(data, unavailable, core_config(settings), today or datetime.now(UTC).date())
-    assessment = assess(request.hook, orders, evidence)
-    timer.lap("evaluate")
-    result.cards = render_cards(assessment, request.patient_id)
-    timer.lap("render")
-    result.assessment = assessment
-    result.skipped_resources = evidence.skipped.total + orders.skipped.total
-    result.timings_ms = timer.timings
-    return result

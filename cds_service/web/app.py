@@ -172,7 +172,13 @@ def create_app(
     async def cds_error(request: Request, exc: CDSError) -> Response:
         logger.info(
             "call refused",
-            extra={"path": request.url.path, "status": exc.status_code, "error": type(exc).__name__},
+            extra={
+                "path": request.url.path,
+                "status": exc.status_code,
+                "error": type(exc).__name__,
+                "hook_instance": exc.hook_instance,
+                "read": exc.read_counts,
+            },
         )
         return _outcome_response(exc.status_code, error_outcome(exc))
 
@@ -219,6 +225,7 @@ def create_app(
                 "total_ms": round((time.perf_counter() - started) * 1000, 3),
                 "fetched": outcome.fetched,
                 "skipped_resources": outcome.skipped_resources,
+                "read": outcome.read.as_log(),
             },
         )
         return Response(orjson.dumps({"cards": outcome.cards}), media_type="application/json")

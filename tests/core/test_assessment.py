@@ -54,11 +54,11 @@ def test_order_select_considers_only_the_selected_orders() -> None:
         assert len(read_orders(draft, selections).acting) == 1
 
 
-def test_invalid_draft_orders_are_skipped_and_counted() -> None:
-    broken = {**service_request(HEPATECTOMY), "status": 12}
+def test_draft_orders_are_read_tolerantly_and_repairs_counted() -> None:
+    broken = {**service_request(HEPATECTOMY), "status": 12, "category": {"text": "surgery"}}
     orders = read_orders(orders_bundle(broken, service_request(HEPATECTOMY)))
-    assert len(orders.facts) == 1
-    assert orders.skipped.by_type == {"ServiceRequest": 1}
+    assert len(orders.acting) == 2  # a status sent as a number, a single category: the order still counts
+    assert orders.read.as_log() == {"repaired": {"ServiceRequest": 2}}
 
 
 def test_which_hooks_need_patient_data() -> None:
@@ -72,7 +72,7 @@ def test_which_hooks_need_patient_data() -> None:
     assert needs_patient_data("order-sign", read_orders(orders_bundle(unresolved)))
 
 
-def test_read_evidence_keeps_what_was_unavailable_and_counts_skipped_resources() -> None:
+def test_read_evidence_keeps_what_was_unavailable_and_counts_skipped_elements() -> None:
     unavailable = {"reports"}
     broken = {**condition(CCA_SNOMED), "clinicalStatus": "active"}
     evidence = evidence_for(
@@ -80,8 +80,9 @@ def test_read_evidence_keeps_what_was_unavailable_and_counts_skipped_resources()
     )
     unavailable.add("observations")
     assert evidence.unavailable == {"reports"}
-    assert len(evidence.conditions) == 1
-    assert evidence.skipped.by_type == {"Condition": 1}
+    # The unreadable clinicalStatus costs that element only: the Condition is kept.
+    assert len(evidence.conditions) == 2
+    assert evidence.read.as_log() == {"skipped_elements": {"Condition": 1}}
 
 
 def test_no_presumption_means_no_card() -> None:

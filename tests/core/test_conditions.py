@@ -1,9 +1,9 @@
 import pytest
 import simple_icd_10_cm as icd
-from fhir.resources.R4B.condition import Condition
 
 from cds_service.core.conditions import _ICD10_EXACT, code_kind, extract_conditions, text_kind
 from cds_service.core.evidence import ConditionKind as K
+from cds_service.core.resources import read_resource
 from tests.builders import ICD10, SNOMED, condition
 
 
@@ -58,7 +58,7 @@ def test_text_table(text, kind):
 
 
 def _facts(*raws):
-    return extract_conditions([Condition.model_validate(r) for r in raws])
+    return extract_conditions([read_resource("Condition", r) for r in raws])
 
 
 def test_codes_win_over_text():

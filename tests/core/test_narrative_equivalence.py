@@ -28,7 +28,7 @@ from cds_service.core.findings import TextFinding
 from cds_service.core.narrative import lexicon
 from cds_service.core.narrative.mentions import hint_text
 from cds_service.core.reports import report_text
-from cds_service.core.resources import MODELS
+from cds_service.core.resources import read_resource
 from cds_service.fixtures.catalog import bundle_resources, list_fixtures
 from tests.paths import REPO as ROOT
 
@@ -63,7 +63,7 @@ def _fixture_texts() -> list[str]:
         for raw in bundle_resources(fixture.bundle):
             if raw.get("resourceType") != "DiagnosticReport":
                 continue
-            report = MODELS["DiagnosticReport"].model_validate(raw)
+            report = read_resource("DiagnosticReport", raw)
             texts.append(report_text(report))
             if report.conclusion:
                 texts.append(str(report.conclusion))

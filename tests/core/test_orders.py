@@ -1,15 +1,13 @@
 import pytest
-from fhir.resources.R4B.medicationrequest import MedicationRequest
-from fhir.resources.R4B.servicerequest import ServiceRequest
 
 from cds_service.core.evidence import OrderAction as O
 from cds_service.core.orders import classify_order
+from cds_service.core.resources import read_resource
 from tests.builders import CPT, ICD10, LOINC, SNOMED, medication_request, service_request
 
 
 def _classify(raw, refs=frozenset()):
-    model = MedicationRequest if raw["resourceType"] == "MedicationRequest" else ServiceRequest
-    return classify_order(model.model_validate(raw), refs)
+    return classify_order(read_resource(raw["resourceType"], raw), refs)
 
 
 @pytest.mark.parametrize(
@@ -65,7 +63,7 @@ def test_a_stricture_reason_acts_on_the_presumption_but_does_not_raise_it(reason
 
 def test_reason_reference_to_a_biliary_stricture_condition_counts_like_the_code():
     raw = service_request("58410-2", LOINC) | {"reasonReference": [{"reference": "Condition/str-1"}]}
-    model = ServiceRequest.model_validate(raw)
+    model = read_resource("ServiceRequest", raw)
     assert not classify_order(model).actions
     facts = classify_order(model, frozenset(), frozenset({"Condition/str-1"}))
     assert facts.actions == {O.REASON}

@@ -1,9 +1,7 @@
 """The 18 kinds of wrong card found by the clinical review (issue 7), each through the HTTP API.
 
 Every test posts a CDS Hooks request to the real app and asserts the card CLINICAL_SPEC (revised
-2026-12-01) demands: its indicator, or no card, the points of a domain, the exclusions. Items that depend on
-element-level lab reading (issue 9a) are marked ``xfail(strict=True)``: once that work lands, XPASS flags
-the mark for removal (the report-reader items of issue 7a pass since the reader landed).
+2026-12-01) demands: its indicator, or no card, the points of a domain, the exclusions.
 """
 
 from __future__ import annotations
@@ -25,7 +23,6 @@ from tests.builders import (
     service_request,
 )
 
-NEEDS_9A = pytest.mark.xfail(strict=True, reason="needs issue-9a lab reading")
 V2_0074 = "http://terminology.hl7.org/CodeSystem/v2-0074"
 SERVICE_FOR_HOOK = {s.hook: s.id for s in SERVICES}
 
@@ -251,7 +248,7 @@ def test_4_focal_or_negative_features_are_not_pathology_other(client, wording):
 
 @pytest.mark.parametrize(
     "words",
-    [pytest.param(w, marks=NEEDS_9A) for w in ("None detected", "Not present", "No antibody detected")],
+    ["None detected", "Not present", "No antibody detected"],
 )
 def test_5_negative_serology_in_words_is_negative(client, words):
     ssa = observation("33569-5", value_string=words, unit="", when="2026-09-01")
@@ -372,7 +369,6 @@ def test_12_diffuse_thickening_of_the_abdominal_aortic_wall_scores_4(client, tex
 # ------------------------------------------------------------------ 13. a reference range with a prefix
 
 
-@NEEDS_9A
 def test_13_a_reference_range_text_with_a_prefix_gives_the_uln(client):
     igg4 = observation("2469-5", 2.43, range_text="Adults 18-60 y: 0.039-0.864 g/L", when="2026-09-01")
     card = scored(client, PANCREAS_AND_DUCTS, observations=[igg4])
@@ -470,21 +466,19 @@ def test_18_hepatosplenomegaly_is_splenomegaly(client, text):
 # ------------------------------------------------------------------ also decided in the revised spec
 
 
-@NEEDS_9A
 def test_also_igg4_as_value_string_is_read(client):
     igg4 = observation("2469-5", value_string="2.43 g/L", high=0.864, when="2026-09-01")
     assert points(scored(client, PANCREAS_AND_DUCTS, observations=[igg4]), "serum-igg4") == 6
 
 
-@NEEDS_9A
 def test_also_an_undated_lab_is_not_used(client):
     igg4 = observation("2469-5", 2.43, high=0.864)
     del igg4["effectiveDateTime"]
     card = scored(client, PANCREAS_AND_DUCTS, observations=[igg4])
     assert classification(card)["domains"]["serum-igg4"]["assessed"] is False
+    assert "1 lab result(s) without a date were ignored" in card["detail"]
 
 
-@NEEDS_9A
 def test_also_c3_flagged_low_without_a_range_is_hypocomplementemia(client):
     c3 = observation("4485-9", 0.5, interpretation="L", when="2026-09-01")
     assert points(scored(client, PANCREAS_AND_DUCTS, observations=[IGG4_HIGH, c3]), "kidney") == 6
