@@ -247,7 +247,7 @@ def evaluate_patient(
     row.indicator, row.total, row.maximum_possible, row.classification = _card_fields(card)
     row.igg4_measured = _igg4_measured(evidence)
     row.ankylosing_spondylitis = evidence.has_condition(ConditionKind.ANKYLOSING_SPONDYLITIS)
-    row.skipped_resources = evidence.skipped.total + orders.skipped.total
+    row.skipped_resources = evidence.read.total("skipped_resources") + orders.read.total("skipped_resources")
     result = card.criteria
     if result is not None:
         row.igg4_ratio = float(result.igg4.ratio) if result.igg4 is not None else None
@@ -274,10 +274,15 @@ def _order_question(
     acting: list[tuple[date, int]] = []
     resection: list[int] = []
     chemotherapy: list[int] = []
+    dates = {
+        f"{r.get('resourceType')}/{r.get('id')}": resource_date(r)
+        for r in resources
+        if r.get("resourceType") in ORDER_TYPES
+    }
     for position, (resource, facts) in enumerate(
         zip(orders.resources, _resolved(orders, evidence), strict=True)
     ):
-        when = to_date(resource.authoredOn)
+        when = dates.get(f"{resource.get_resource_type()}/{resource.id}")
         if when is None or when < index or not facts.actions:
             continue
         acting.append((when, position))
