@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 
 THRESHOLD: Final = 20
+BATCH_ROWS: Final = 10_000
 INDICATOR_COLOURS: Final = {"warning": "#d9822b", "info": "#2b6cb0"}
 CLASSIFICATIONS: Final = ("meets", "excluded", "indeterminate", "does-not-meet")
 REPORT_COLUMNS: Final = (
@@ -53,26 +54,25 @@ class Summary:
     cards: Counter[str] = field(default_factory=Counter)
     order_cards: Counter[str] = field(default_factory=Counter)
     per_month: dict[str, Counter[str]] = field(default_factory=dict)
-    scores: list[int] = field(default_factory=list)
+    scores: Counter[int] = field(default_factory=Counter)
     classifications: Counter[str] = field(default_factory=Counter)
     exclusions_present: Counter[str] = field(default_factory=Counter)
     exclusions_unresolved: Counter[str] = field(default_factory=Counter)
     igg4: Counter[str] = field(default_factory=Counter)
     acted_without_igg4: int = 0
     acted: int = 0
-    to_resection: list[int] = field(default_factory=list)
-    to_chemotherapy: list[int] = field(default_factory=list)
+    to_resection: Counter[int] = field(default_factory=Counter)
+    to_chemotherapy: Counter[int] = field(default_factory=Counter)
     fixtures: list[dict[str, Any]] = field(default_factory=list)
 
 
 def summarise(parquet: Path) -> Summary:
-    """The report's figures from patients.parquet."""
-    table = pq.read_table(parquet, columns=list(REPORT_COLUMNS))
-    cols = {name: table.column(name).to_pylist() for name in REPORT_COLUMNS}
-    summary = Summary(patients=table.num_rows)
-    for i in range(table.num_rows):
-        row = {name: cols[name][i] for name in REPORT_COLUMNS}
-        _add(summary, row)
+    """The report's figures from patients.parquet, read in batches: counters only, memory stays flat."""
+    summary = Summary()
+    for batch in pq.ParquetFile(parquet).iter_batches(batch_size=BATCH_ROWS, columns=list(REPORT_COLUMNS)):
+        summary.patients += batch.num_rows
+        for row in batch.to_pylist():
+            _add(summary, row)
     return summary
 
 
@@ -91,7 +91,7 @@ def _add(summary: Summary, row: dict[str, Any]) -> None:
         return
     summary.presumed += 1
     if row["total"] is not None:
-        summary.scores.append(row["total"])
+        summary.scores[row["total"]] += 1
     if row["classification"]:
         summary.classifications[row["classification"]] += 1
     for key, target in (
@@ -105,9 +105,9 @@ def _add(summary: Summary, row: dict[str, Any]) -> None:
         summary.acted += 1
         summary.acted_without_igg4 += 0 if row["order_igg4_measured"] else 1
     if row["days_to_resection"] is not None:
-        summary.to_resection.append(row["days_to_resection"])
+        summary.to_resection[row["days_to_resection"]] += 1
     if row["days_to_chemotherapy"] is not None:
-        summary.to_chemotherapy.append(row["days_to_chemotherapy"])
+        summary.to_chemotherapy[row["days_to_chemotherapy"]] += 1
 
 
 def _svg(fig: Figure) -> str:
@@ -149,13 +149,20 @@ def plot_scores(summary: Summary) -> str:
     fig, ax = plt.subplots(figsize=(9, 3.4))
     if summary.scores:
         top = max(*summary.scores, THRESHOLD + 5)
-        ax.hist(summary.scores, bins=range(0, top + 2), color="#718096", align="left")
+        totals = sorted(summary.scores)
+        ax.hist(
+            totals,
+            bins=range(0, top + 2),
+            weights=[summary.scores[t] for t in totals],
+            color="#718096",
+            align="left",
+        )
         ax.axvline(THRESHOLD - 0.5, color="#c53030", linestyle="--", label=f"threshold {THRESHOLD}")
         by_total: dict[int, list[str]] = {}
         for fixture in summary.fixtures:
             if fixture["total"] is not None and fixture["presumed"]:
                 by_total.setdefault(fixture["total"], []).append(str(fixture["fixture"])[:2])
-        heights = Counter(summary.scores)
+        heights = summary.scores
         for total, labels in sorted(by_total.items()):
             ax.plot(total, heights[total], marker="v", color="#2f855a", markersize=7)
             ax.annotate(
@@ -236,8 +243,9 @@ def plot_time_to_treatment(summary: Summary) -> str:
     drawn = [(v, label, c) for v, label, c in series if v]
     if drawn:
         ax.hist(
-            [v for v, _, _ in drawn],
+            [sorted(v) for v, _, _ in drawn],
             bins=20,
+            weights=[[v[d] for d in sorted(v)] for v, _, _ in drawn],
             label=[lab for _, lab, _ in drawn],
             color=[c for _, _, c in drawn],
         )
