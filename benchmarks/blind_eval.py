@@ -43,12 +43,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cds_service.core.evidence import ReportKind
+from cds_service.core.evidence import ReportFacts
 from cds_service.core.findings import Assertion, Concept, TextFinding
 from cds_service.core.narrative import extract_findings
+from cds_service.core.presumption import proves_malignancy, raises_presumption
 from cds_service.core.reports import extract_reports
 from cds_service.core.resources import read_resource
-from cds_service.core.tissue import proves_carcinoma
 
 DOMAIN_OF: dict[str, str] = {
     "pancreas-diffuse-enlargement": "pancreas-biliary",
@@ -321,12 +321,11 @@ def _fmt(pr: tuple[float, float, int, int, int]) -> str:
 _CATEGORY_CODES = {"pathology": "SP", "cytology": "CY", "radiology": "RAD", "procedure": "OTH"}
 
 
-def service_rule(row: dict[str, Any]) -> tuple[bool, bool]:
-    """(proves carcinoma, raises the presumption) for one labelled report by the service's own rules.
+def report_facts(row: dict[str, Any]) -> ReportFacts:
+    """One labelled report through the service's real reading path, as a hook would read it.
 
-    The report goes through the real reading path: a DiagnosticReport with the row's category (v2-0074),
-    title as ``code.text`` and text as a ``presentedForm`` attachment, then ``extract_reports`` and
-    ``core.tissue``, as the presumption does.
+    A DiagnosticReport with the row's category (v2-0074), its title as ``code.text`` and its text as a
+    ``presentedForm`` attachment, read by ``core.resources`` and ``core.reports``.
     """
     code = _CATEGORY_CODES.get(str(row.get("category", "")).lower(), "OTH")
     raw = {
@@ -341,14 +340,13 @@ def service_rule(row: dict[str, Any]) -> tuple[bool, bool]:
         ],
     }
     [facts] = extract_reports([read_resource("DiagnosticReport", raw)])
-    proves = facts.kind is ReportKind.PATHOLOGY and any(
-        proves_carcinoma(f, facts.specimen) for f in facts.findings
-    )
-    raises = facts.kind is ReportKind.IMAGING and any(
-        f.concept is Concept.CHOLANGIOCARCINOMA and f.assertion in (Assertion.AFFIRMED, Assertion.UNCERTAIN)
-        for f in facts.findings
-    )
-    return proves, raises
+    return facts
+
+
+def service_rule(row: dict[str, Any]) -> tuple[bool, bool]:
+    """(proves carcinoma, raises the presumption) for one labelled report by the service's own rules."""
+    facts = report_facts(row)
+    return proves_malignancy(facts), raises_presumption(facts)
 
 
 def service_rule_figures(directory: Path) -> dict[str, int]:

@@ -50,6 +50,12 @@ class UnknownServiceError(CDSError):
     status_code = 404
 
 
+class UnknownCardError(CDSError):
+    """Feedback names a card this caller was not shown (another issuer's card): answered as not found."""
+
+    status_code = 404
+
+
 class PayloadTooLargeError(CDSError):
     """The request body is larger than the configured limit."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, PositiveFloat, PositiveInt, SecretStr
+from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,20 +29,45 @@ class Settings(BaseSettings):
         None, description="External base URL of the service (for JWT `aud` behind a proxy)."
     )
     max_body_bytes: PositiveInt = Field(5 * 1024 * 1024, description="Largest hook request accepted.")
-    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins allowed by CORS; none by default ('*' when empty in development mode only).",
+    )
     log_level: str = "INFO"
 
     # Live data (fallback fetching from the EHR's FHIR server).
-    hook_time_budget_s: PositiveFloat = Field(2.5, description="Time budget of one hook call, in seconds.")
+    hook_time_budget_s: PositiveFloat = Field(
+        2.5,
+        description="Time budget for gathering a hook call's data (prefetch and FHIR fetching), in seconds.",
+    )
+    evaluation_time_budget_s: PositiveFloat = Field(
+        2.0,
+        description="Time budget for reading the data of one hook call; what is not read in time is reported"
+        " as incomplete data.",
+    )
     allowed_fhir_bases: list[str] = Field(
         default_factory=list, description="FHIR base URLs or URL prefixes the service may fetch from."
     )
     max_fhir_pages: PositiveInt = Field(5, description="Most `next` pages followed for one query.")
+    max_fhir_response_bytes: PositiveInt = Field(
+        5 * 1024 * 1024,
+        description="Most bytes read for one FHIR query (all its pages, counted after decompression).",
+    )
+    fhir_workers_per_server: PositiveInt = Field(
+        8, description="Concurrent FHIR requests per FHIR server (origin); each server has its own pool."
+    )
 
     # Trust and storage.
     dev_mode: bool = Field(False, description="Local development mode: unauthenticated calls, loopback FHIR.")
     trust_file: Path | None = Field(None, description="Path of the trust configuration (issuers and keys).")
-    redis_url: str | None = None
+    redis_url: str | None = Field(
+        None, description="Redis for replay protection shared by several hosts (overrides replay_db_file)."
+    )
+    replay_db_file: Path | None = Field(
+        Path("igg4rd-cds-replay.sqlite3"),
+        description="SQLite file of seen JWT ids, shared by the workers of one host and kept over restarts;"
+        " empty: per process (one worker only).",
+    )
     database_url: str = Field(
         "sqlite:///igg4rd-cds-feedback.sqlite3",
         description="SQLAlchemy URL of the feedback store (SQLite file by default, created on first use).",
@@ -57,6 +82,11 @@ class Settings(BaseSettings):
         None,
         description="Fixture directory for the preview and the demos (default: the checkout's fhir_fixtures).",
     )
+
+    @field_validator("replay_db_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
 
 
 @lru_cache(maxsize=1)

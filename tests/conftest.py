@@ -26,6 +26,11 @@ from tests.paths import REPO
 from tests.servers.faulty_fhir import faulty_fhir_fixture  # noqa: F401 - one shared faulty server per session
 from tests.servers.fhir import fhir_server_fixture  # noqa: F401 - one shared FHIR server per session
 
+# Seen JWT ids go to a file of this test session, not to the checkout (Settings read the environment).
+os.environ.setdefault(
+    "IGG4_CDS_REPLAY_DB_FILE", os.path.join(tempfile.mkdtemp(prefix="igg4-replay-"), "replay.sqlite3")
+)
+
 REFERENCE = REPO.parent / "shared" / "reference" / "cds-hooks"
 SCHEMA_PATH = REFERENCE / "cds-hooks-2.0.1.schema.json"
 EVALUATION_DATE = FIXTURE_DATE

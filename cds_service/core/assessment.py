@@ -6,7 +6,8 @@ cholangiocarcinoma: :func:`read_orders` then, only when needed, :func:`read_evid
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -21,9 +22,11 @@ from cds_service.core.medications import extract_medications
 from cds_service.core.orders import classify_order, resolve_reasons
 from cds_service.core.presumption import Indicator, Presumption, acting_orders, choose_indicator, presumption
 from cds_service.core.reports import extract_reports
-from cds_service.core.resources import ReadCounts, read_resources
+from cds_service.core.resources import RawFilter, ReadCounts, iter_raw_resources, read_resources
 
 ORDER_HOOKS: Final = frozenset({"order-sign", "order-select"})
+_CHUNK: Final = 32
+"""Resources read between two looks at the clock when evaluation has a deadline."""
 
 
 @dataclass(frozen=True)
@@ -76,26 +79,72 @@ def needs_patient_data(hook: str, orders: DraftOrders) -> bool:
 
 
 def read_evidence(
-    data: Mapping[str, Any], unavailable: set[str], config: CoreConfig, today: date
+    data: Mapping[str, Any],
+    unavailable: set[str],
+    config: CoreConfig,
+    today: date,
+    *,
+    deadline: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> PatientEvidence:
     """Extract the evidence from prefetch-shaped data (key -> Bundle, resource or None).
 
     Keys follow :mod:`cds_service.hooks.queries`; ``unavailable`` names the keys whose data could not be had.
+    With a ``deadline`` (a ``clock`` instant) resources are read in small batches until it passes; a key not
+    read in full by then joins ``unavailable``, so the card reports incomplete data rather than failing.
     """
     evidence = PatientEvidence(unavailable=set(unavailable))
-    read = evidence.read
+    reader = _TimedReader(evidence, deadline, clock)
     since = window_start(today, config.lookback_years)
-    observations = read_resources(data.get("observations"), "Observation", read, keep=wanted_observation)
+    observations = reader.read(data, "observations", "Observation", keep=wanted_observation)
     labs = extract_labs(observations, since, config.default_igg4_uln)
     evidence.labs, evidence.unit_errors, evidence.undated_labs = labs.results, labs.unit_errors, labs.undated
-    evidence.conditions = extract_conditions(read_resources(data.get("conditions"), "Condition", read))
-    evidence.reports = extract_reports(
-        read_resources(data.get("reports"), "DiagnosticReport", read), since=since
-    )
-    medications = read_resources(data.get("medicationRequests"), "MedicationRequest", read)
-    medications += read_resources(data.get("medicationStatements"), "MedicationStatement", read)
+    evidence.conditions = extract_conditions(reader.read(data, "conditions", "Condition"))
+    reports = reader.read(data, "reports", "DiagnosticReport")
+    for start in range(0, len(reports), _CHUNK):  # the report reader is the costly step: timed too
+        if reader.late("reports"):
+            break
+        evidence.reports += extract_reports(reports[start : start + _CHUNK], since=since)
+    medications = reader.read(data, "medicationRequests", "MedicationRequest")
+    medications += reader.read(data, "medicationStatements", "MedicationStatement")
     evidence.medications = extract_medications(medications)
     return evidence
+
+
+class _TimedReader:
+    """Parses prefetch keys in batches while time is left; keys cut short are marked unavailable."""
+
+    def __init__(self, evidence: PatientEvidence, deadline: float | None, clock: Callable[[], float]) -> None:
+        self._evidence = evidence
+        self._deadline = deadline
+        self._clock = clock
+
+    def late(self, key: str) -> bool:
+        """True (and ``key`` marked unavailable) when the deadline has passed."""
+        if self._deadline is None or self._clock() < self._deadline:
+            return False
+        self._evidence.unavailable.add(key)
+        return True
+
+    def read(
+        self, data: Mapping[str, Any], key: str, resource_type: str, keep: RawFilter | None = None
+    ) -> list[Any]:
+        """The resources of ``resource_type`` under ``key``, as many as time allows."""
+        value = data.get(key)
+        counts = self._evidence.read
+        if self._deadline is None:
+            return read_resources(value, resource_type, counts, keep=keep)
+        raw = list(iter_raw_resources(value))
+        projected: list[Any] = []
+        for start in range(0, len(raw), _CHUNK):
+            if self.late(key):
+                break
+            batch = {
+                "resourceType": "Bundle",
+                "entry": [{"resource": r} for r in raw[start : start + _CHUNK]],
+            }
+            projected += read_resources(batch, resource_type, counts, keep=keep)
+        return projected
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,8 @@ class ReportFacts:
     """True/False when the study states contrast or non-contrast; None when unknown."""
     specimen: frozenset[Site] = frozenset()
     """Pathology: the specimen's sites from the title/code text and the specimen lines."""
+    attributed_primary: bool = False
+    """Pathology: a diagnosis sentence attributes the tumour to a pancreatobiliary primary."""
     in_window: bool = True
     """False when the report is dated before the lookback window: then it gives no points and no exclusion
     (tissue proof of a bile-duct carcinoma still counts). An undated report cannot be shown to be older."""

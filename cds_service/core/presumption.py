@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Final
 
 from cds_service.core.criteria import Classification, CriteriaResult
-from cds_service.core.evidence import ConditionKind, DraftOrderFacts, PatientEvidence, ReportKind
+from cds_service.core.evidence import ConditionKind, DraftOrderFacts, PatientEvidence, ReportFacts, ReportKind
 from cds_service.core.findings import Assertion, Concept
 from cds_service.core.tissue import proves_carcinoma
 
@@ -54,20 +54,27 @@ def presumption(evidence: PatientEvidence, orders: list[DraftOrderFacts]) -> Pre
         and c.verification in PRESUMING_VERIFICATION
     ]
     grounds += [o.reference for o in orders if o.reason_is_cca]
-    suspected = {Assertion.AFFIRMED, Assertion.UNCERTAIN}
-    grounds += [
-        r.reference
-        for r in evidence.reports
-        if r.kind is ReportKind.IMAGING
-        and any(f.concept is Concept.CHOLANGIOCARCINOMA and f.assertion in suspected for f in r.findings)
-    ]
+    grounds += [r.reference for r in evidence.reports if raises_presumption(r)]
     # Tissue proof counts whatever the report's date (section 5): no lookback filter here.
-    proven = [
-        r.reference
-        for r in evidence.reports
-        if r.kind is ReportKind.PATHOLOGY and any(proves_carcinoma(f, r.specimen) for f in r.findings)
-    ]
+    proven = [r.reference for r in evidence.reports if proves_malignancy(r)]
     return Presumption(tuple(dict.fromkeys(grounds)), tuple(proven))
+
+
+_SUSPECTED: Final = frozenset({Assertion.AFFIRMED, Assertion.UNCERTAIN})
+
+
+def raises_presumption(report: ReportFacts) -> bool:
+    """Whether an imaging or procedure report asserts or suspects CCA or a malignant biliary stricture."""
+    return report.kind is ReportKind.IMAGING and any(
+        f.concept is Concept.CHOLANGIOCARCINOMA and f.assertion in _SUSPECTED for f in report.findings
+    )
+
+
+def proves_malignancy(report: ReportFacts) -> bool:
+    """Whether a pathology report proves carcinoma of a pancreatobiliary specimen or primary (section 5)."""
+    return report.kind is ReportKind.PATHOLOGY and any(
+        proves_carcinoma(f, report.specimen, report.attributed_primary) for f in report.findings
+    )
 
 
 def acting_orders(orders: list[DraftOrderFacts]) -> list[DraftOrderFacts]:

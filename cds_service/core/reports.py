@@ -16,7 +16,7 @@ from cds_service.core.dates import to_date
 from cds_service.core.evidence import ConditionKind, ReportFacts, ReportKind
 from cds_service.core.findings import Assertion, Concept, TextFinding
 from cds_service.core.narrative import extract_findings
-from cds_service.core.tissue import specimen_sites
+from cds_service.core.tissue import attributes_pancreatobiliary_primary, specimen_sites
 
 logger = logging.getLogger(__name__)
 
@@ -145,9 +145,13 @@ def extract_reports(reports: list[Any], since: date | None = None) -> list[Repor
             effective = to_date(report.effectivePeriod.start)
         effective = effective or to_date(report.issued)
         reference = f"DiagnosticReport/{report.id}" if report.id else "DiagnosticReport"
-        specimen = (
-            specimen_sites(report_labels(report), text) if kind is ReportKind.PATHOLOGY else frozenset()
-        )
+        pathology = kind is ReportKind.PATHOLOGY
+        specimen = specimen_sites(report_labels(report), text) if pathology else frozenset()
+        attributed = pathology and attributes_pancreatobiliary_primary(text)
         in_window = since is None or effective is None or effective >= since
-        facts.append(ReportFacts(reference, kind, effective, tuple(findings), contrast, specimen, in_window))
+        facts.append(
+            ReportFacts(
+                reference, kind, effective, tuple(findings), contrast, specimen, attributed, in_window
+            )
+        )
     return facts

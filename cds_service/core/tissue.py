@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Final
 
 from cds_service.core.findings import Concept, TextFinding
+from cds_service.core.narrative.document import read_document
 
 
 class Site(StrEnum):
@@ -179,37 +180,74 @@ def specimen_sites(labels: Iterable[str], text: str) -> frozenset[Site]:
     return frozenset(found)
 
 
+_ATTRIBUTION = re.compile(
+    r"\b(?:consistent|compatible)\s+with\b|\bin\s+keeping\s+with\b|\bconfirms?\b|\bsupports?\b", re.IGNORECASE
+)
+_PRIMARY_OR_ORIGIN = re.compile(r"\b(?:primary|origin)\b", re.IGNORECASE)
+_ATTRIBUTION_VETO = re.compile(
+    r"\b(?:not|no|unlikely|against|exclud\w*|cannot|possibl\w*|favou?r\w*|suggest\w*|versus|vs)\b",
+    re.IGNORECASE,
+)
+
+
+def attributes_pancreatobiliary_primary(text: str) -> bool:
+    """Whether a diagnosis/conclusion sentence of ``text`` states that the tumour is of pancreatobiliary primary.
+
+    "Metastatic adenocarcinoma." followed by "The immunoprofile is in keeping with a pancreatobiliary primary."
+    attributes the node's carcinoma across sentences. Only an affirmative attribution counts: a negated or
+    hedged one ("cannot exclude", "favour") never does, since a false tissue proof would silence the card.
+    """
+    for sentence in read_document(text[:_MAX_SPECIMEN_TEXT]):
+        if sentence.section is not None and not _DIAGNOSIS_SECTIONS.search(sentence.section):
+            continue
+        line = sentence.text[:_MAX_LINE]
+        if (
+            _PRIMARY_WORDS.search(line)
+            and _PRIMARY_OR_ORIGIN.search(line)
+            and _ATTRIBUTION.search(line)
+            and not _ATTRIBUTION_VETO.search(line)
+        ):
+            return True
+    return False
+
+
 def in_diagnosis(finding: TextFinding) -> bool:
     """True when the mention was read in a diagnosis/conclusion section, or in text without headings."""
     return finding.section is None or bool(_DIAGNOSIS_SECTIONS.search(finding.section))
 
 
-def carcinoma_site_is_pancreatobiliary(phrase: str, specimen: frozenset[Site]) -> bool:
+def carcinoma_site_is_pancreatobiliary(
+    phrase: str, specimen: frozenset[Site], attributed: bool = False
+) -> bool:
     """Whether a carcinoma stated in ``phrase`` is of a pancreatobiliary specimen or primary.
 
     The sentence decides when it names a site; otherwise the report's specimen does. Another site (skin,
     colon ...) anywhere in the sentence, or a specimen with another site, never proves. A lymph node or a
-    metastasis proves only when the sentence attributes it to a pancreatobiliary primary.
+    metastasis proves only when its sentence, or (``attributed``) another diagnosis sentence of the report,
+    attributes it to a pancreatobiliary primary.
     """
     named = sites_in(phrase)
     if named & OTHER_SITES:
         return False
     if named & NEUTRAL or (not named and specimen & NEUTRAL and not specimen & PANCREATOBILIARY):
-        return bool(_PRIMARY_WORDS.search(phrase))
+        return attributed or bool(_PRIMARY_WORDS.search(phrase))
     if named & PANCREATOBILIARY:
         return True
     return bool(specimen & PANCREATOBILIARY) and not specimen & OTHER_SITES
 
 
-def proves_carcinoma(finding: TextFinding, specimen: frozenset[Site]) -> bool:
-    """True when a pathology finding is tissue proof of a pancreatobiliary carcinoma (section 5)."""
+def proves_carcinoma(finding: TextFinding, specimen: frozenset[Site], attributed: bool = False) -> bool:
+    """True when a pathology finding is tissue proof of a pancreatobiliary carcinoma (section 5).
+
+    ``attributed``: the report attributes its tumour to a pancreatobiliary primary elsewhere in its diagnosis.
+    """
     if finding.concept not in {Concept.CARCINOMA, Concept.CHOLANGIOCARCINOMA} or not finding.affirmed:
         return False
     if not in_diagnosis(finding) or not _CARCINOMA_WORDS.search(finding.phrase):
         return False
     if _COMPARISON.search(finding.phrase):
         return False
-    return carcinoma_site_is_pancreatobiliary(finding.phrase, specimen)
+    return carcinoma_site_is_pancreatobiliary(finding.phrase, specimen, attributed)
 
 
 def other_organ_sites(specimen: frozenset[Site]) -> frozenset[Site]:

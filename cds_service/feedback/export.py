@@ -43,6 +43,7 @@ Format = Literal["csv", "json"]
 FEEDBACK_COLUMNS: Final[tuple[str, ...]] = (
     "feedback_id",
     "service_id",
+    "issuer",
     "card_uuid",
     "card_known",
     "hook",
@@ -88,6 +89,7 @@ def feedback_row(record: FeedbackRecord, *, include_comments: bool = False) -> d
     row: dict[str, Any] = {
         "feedback_id": record.id,
         "service_id": record.service_id,
+        "issuer": record.issuer,
         "card_uuid": record.card_uuid,
         "card_known": record.card_known,
         "hook": record.hook,

@@ -80,6 +80,8 @@ class FeedbackRecord:
     total: int | None
     card_suggestion_ids: tuple[str, ...]
     card_shown_at: datetime | None
+    issuer: str | None = None
+    """``iss`` of the call that sent the feedback (None in development mode without trust)."""
     user_comment: str | None = field(default=None, repr=False)
 
 
@@ -101,6 +103,7 @@ def iter_feedback(
     columns = [
         feedback.c.id,
         feedback.c.service_id,
+        feedback.c.issuer,
         feedback.c.card_uuid,
         feedback.c.outcome,
         feedback.c.accepted_suggestion_ids,
@@ -163,6 +166,7 @@ def iter_feedback(
                 total=row["total"],
                 card_suggestion_ids=tuple(row["suggestion_ids"] or ()),
                 card_shown_at=row["created_at"],
+                issuer=row["issuer"],
                 user_comment=row["user_comment"] if include_comments else None,
             )
         if len(rows) < batch_size:

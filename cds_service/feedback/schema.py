@@ -35,6 +35,8 @@ from cds_service.feedback.request import (
 
 NAME_LENGTH: Final = 200
 """Longest stored service id, hook name or hook instance (longer values are cut)."""
+ISSUER_LENGTH: Final = 512
+"""Longest stored issuer (``iss`` of the caller's JWT; trusted, so never cut in practice)."""
 INDICATOR_LENGTH: Final = 32
 CLASSIFICATION_LENGTH: Final = 64
 
@@ -72,6 +74,7 @@ cards_shown = Table(
     Column("service_id", String(NAME_LENGTH), nullable=False),
     Column("hook", String(NAME_LENGTH), nullable=False),
     Column("hook_instance", String(NAME_LENGTH), nullable=False),
+    Column("issuer", String(ISSUER_LENGTH), nullable=True, comment="iss of the call that showed the card"),
     Column("patient_hash", String(64), nullable=True, comment="HMAC-SHA256 of the patient reference"),
     Column("patient_key_id", String(16), nullable=True, comment="which hash key made patient_hash"),
     Column("indicator", String(INDICATOR_LENGTH), nullable=True),
@@ -88,6 +91,7 @@ feedback = Table(
     Column("id", _Id, primary_key=True, autoincrement=True),
     Column("card_uuid", String(MAX_ID_LENGTH), nullable=False),
     Column("service_id", String(NAME_LENGTH), nullable=False),
+    Column("issuer", String(ISSUER_LENGTH), nullable=True, comment="iss of the call that sent the feedback"),
     Column("outcome", String(16), nullable=False),
     Column("accepted_suggestion_ids", JSON, nullable=False),
     Column("override_reason_system", String(MAX_SYSTEM_LENGTH), nullable=True),

@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, insert
+from sqlalchemy import Connection, Engine, Table, create_engine, event, insert, inspect, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
@@ -47,7 +47,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
 from cds_service.core.assessment import Assessment
-from cds_service.errors import StoreConfigError
+from cds_service.errors import StoreConfigError, UnknownCardError
 from cds_service.feedback import reports
 from cds_service.feedback.keys import (
     KEY_FILE_SUFFIX,
@@ -61,6 +61,7 @@ from cds_service.feedback.request import MAX_ID_LENGTH, FeedbackItem
 from cds_service.feedback.schema import (
     CLASSIFICATION_LENGTH,
     INDICATOR_LENGTH,
+    ISSUER_LENGTH,
     NAME_LENGTH,
     cards_shown,
     feedback,
@@ -104,16 +105,15 @@ def _clip(value: str | None, length: int) -> str | None:
     return value[:length] if value else None
 
 
-def _card_row(
-    card: ShownCard, service_id: str, hook: str, hook_instance: str, patient: tuple[str, str] | None
-) -> dict[str, Any] | None:
+def _card_row(card: ShownCard, batch: CardBatch, patient: tuple[str, str] | None) -> dict[str, Any] | None:
     if not card.uuid or len(card.uuid) > MAX_ID_LENGTH:
         return None
     return {
         "card_uuid": card.uuid,
-        "service_id": service_id[:NAME_LENGTH],
-        "hook": hook[:NAME_LENGTH],
-        "hook_instance": hook_instance[:NAME_LENGTH],
+        "service_id": batch.service_id[:NAME_LENGTH],
+        "hook": batch.hook[:NAME_LENGTH],
+        "hook_instance": batch.hook_instance[:NAME_LENGTH],
+        "issuer": batch.issuer[:ISSUER_LENGTH] if batch.issuer else None,
         "patient_hash": patient[0] if patient else None,
         "patient_key_id": patient[1] if patient else None,
         "indicator": _clip(card.indicator, INDICATOR_LENGTH),
@@ -132,6 +132,8 @@ class CardBatch:
     hook_instance: str
     patient_ref: str | None
     cards: Sequence[ShownCard]
+    issuer: str | None = None
+    """``iss`` of the authenticated call (None in development mode without trust)."""
 
 
 class Store:
@@ -190,6 +192,7 @@ class Store:
             event.listen(engine, "connect", _sqlite_on_connect)
         if create:
             metadata.create_all(engine)
+            _add_missing_columns(engine)
         return cls(engine, key, serialise=serialise)
 
     @classmethod
@@ -291,12 +294,7 @@ class Store:
         rows = []
         for batch in batches:
             patient = (self.patient_hash(batch.patient_ref), self._key_id()) if batch.patient_ref else None
-            rows += [
-                row
-                for card in batch.cards
-                if (row := _card_row(card, batch.service_id, batch.hook, batch.hook_instance, patient))
-                is not None
-            ]
+            rows += [row for card in batch.cards if (row := _card_row(card, batch, patient)) is not None]
         if not rows:
             return 0
         with self._lock, self._engine.begin() as conn:
@@ -306,8 +304,13 @@ class Store:
         log.debug("recorded %d new of %d cards from %d responses", new, len(rows), len(batches))
         return new
 
-    def record_feedback(self, service_id: str, items: Sequence[FeedbackItem]) -> int:
-        """Store validated feedback items for ``service_id``; return how many rows were new.
+    def record_feedback(
+        self, service_id: str, items: Sequence[FeedbackItem], issuer: str | None = None
+    ) -> int:
+        """Store validated feedback items for ``service_id`` from ``issuer``; return how many rows were new.
+
+        Feedback is bound to the issuer: when an item names a card shown to another issuer, nothing is
+        stored and :class:`~cds_service.errors.UnknownCardError` (404, as if the card did not exist) is raised.
 
         Idempotent: an item equal to a stored one (same service, card, outcome, outcomeTimestamp,
         accepted suggestions, override reason and comment) is not stored again, since CDS Clients may
@@ -317,6 +320,7 @@ class Store:
         now = datetime.now(UTC)
         new = 0
         with self._lock, self._engine.begin() as conn:
+            _check_card_owners(conn, {item.card for item in items}, issuer)
             for item in items:
                 reason = item.override_reason.reason if item.override_reason else None
                 comment = item.override_reason.user_comment if item.override_reason else None
@@ -329,6 +333,7 @@ class Store:
                 row = {
                     "card_uuid": item.card,
                     "service_id": service_id[:NAME_LENGTH],
+                    "issuer": issuer[:ISSUER_LENGTH] if issuer else None,
                     "outcome": item.outcome.value,
                     "accepted_suggestion_ids": accepted,
                     "override_reason_system": reason.system if reason else None,
@@ -371,6 +376,30 @@ class Store:
     def rates_by_service(self, *, top_reasons: int = 5) -> list[ServiceRates]:
         """Acceptance and override figures per service, sorted by service id (see :class:`ServiceRates`)."""
         return reports.rates_by_service(self._reading, top_reasons=top_reasons)
+
+
+def _check_card_owners(conn: Connection, cards: set[str], issuer: str | None) -> None:
+    """Raise :class:`UnknownCardError` when one of ``cards`` was shown to another issuer than ``issuer``."""
+    if not cards:
+        return
+    query = select(cards_shown.c.issuer).where(cards_shown.c.card_uuid.in_(sorted(cards)))
+    owners = {row.issuer for row in conn.execute(query)}
+    stored_issuer = issuer[:ISSUER_LENGTH] if issuer else None
+    if owners - {stored_issuer}:
+        log.warning("feedback refused: a card was shown to another issuer")
+        raise UnknownCardError("no such card for this caller")
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Add the ``issuer`` columns to tables made before they existed (the store has no migrations)."""
+    inspector = inspect(engine)
+    for table in (cards_shown, feedback):
+        if not inspector.has_table(table.name):
+            continue
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        if "issuer" not in present:
+            with engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN issuer VARCHAR({ISSUER_LENGTH})"))
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

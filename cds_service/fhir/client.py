@@ -8,7 +8,13 @@ tight time budget (``Settings.hook_time_budget_s``), so every query here is boun
 * each HTTP call gets connect and read timeouts computed from the time left before the deadline;
 * the caller stops waiting at the deadline: a query still running then is abandoned (its future cancelled or left
   to finish on its own, bounded by its own timeouts) and reported as a timeout;
-* connection errors are retried once on these idempotent GETs, read timeouts never (there is no time for it).
+* connection errors are retried once on these idempotent GETs, read timeouts never (there is no time for it);
+* bodies are streamed and counted after decompression: a query (all its pages) stops at
+  ``Settings.max_fhir_response_bytes``, so an endless body or a gzip bomb costs at most that much memory;
+* a response still arriving at the deadline is closed by its own thread (checked between reads), so no
+  thread keeps reading after the caller gave up;
+* each FHIR server (origin) has its own bounded thread pool: one slow server cannot take the threads another
+  server's calls need.
 
 Searchset Bundles are followed along ``link[relation=next]`` while the next URL stays on the same origin and under
 the base path of ``fhirServer``, up to ``Settings.max_fhir_pages`` pages, and all pages' entries are merged into one
@@ -22,8 +28,10 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -31,7 +39,9 @@ from types import TracebackType
 from typing import Any, Final, Self
 from urllib.parse import urljoin
 
+import orjson
 import requests
+import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -40,10 +50,43 @@ from cds_service.settings import get_settings
 
 log = logging.getLogger(__name__)
 
+_URL_PATH = re.compile(r"(?<![\w.:/])/[^\s'\"]*|https?://[^\s'\"]*")
+
+
+class _UrlRedactingFilter(logging.Filter):
+    """Rewrites urllib3's own log lines without URL paths or queries (``Condition?patient=...``).
+
+    urllib3 logs the request path of a retried or failed connection (and, at DEBUG, of every request); the
+    path carries the patient id. The line keeps its level and the rest of its text.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Replace the message by its redacted rendering; never drops a record."""
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = str(record.msg)
+        record.msg = _URL_PATH.sub("<url withheld>", message)
+        record.args = None
+        return True
+
+
+def _redact_urllib3_logs() -> None:
+    redactor = _UrlRedactingFilter()
+    for name in ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.poolmanager", "urllib3.response"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _UrlRedactingFilter) for f in logger.filters):
+            logger.addFilter(redactor)
+
+
+_redact_urllib3_logs()
+
 FHIR_JSON: Final = "application/fhir+json"
 DEFAULT_WORKERS: Final = 8
 CONNECT_RETRIES: Final = 1
+MAX_SERVER_POOLS: Final = 64
 _MIN_TIMEOUT_S: Final = 0.001
+_READ_CHUNK: Final = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -125,28 +168,36 @@ class FhirFetcher:
     def __init__(
         self,
         max_pages: int | None = None,
-        max_workers: int = DEFAULT_WORKERS,
+        max_workers: int | None = None,
         session: requests.Session | None = None,
+        max_response_bytes: int | None = None,
         *,
         loopback_as_one: bool = False,
     ) -> None:
-        """Create the pooled session and thread pool; ``max_pages`` defaults to ``Settings.max_fhir_pages``.
+        """Create the pooled session; ``max_pages``, ``max_workers`` (threads per FHIR server) and
+        ``max_response_bytes`` (per query) default to the settings.
 
         ``loopback_as_one`` (development mode): ``localhost`` and ``127.0.0.1`` are the same FHIR server when
         following ``next`` links (:meth:`cds_service.fhir.urls.NormalisedUrl.contains`).
         """
-        self.max_pages = max_pages if max_pages is not None else get_settings().max_fhir_pages
+        settings = get_settings()
+        self.max_pages = max_pages if max_pages is not None else settings.max_fhir_pages
+        self.max_response_bytes = (
+            max_response_bytes if max_response_bytes is not None else settings.max_fhir_response_bytes
+        )
+        self.max_workers = max_workers if max_workers is not None else settings.fhir_workers_per_server
         self.loopback_as_one = loopback_as_one
-        if self.max_pages < 1:
-            raise ValueError("max_pages must be at least 1")
+        if self.max_pages < 1 or self.max_response_bytes < 1 or self.max_workers < 1:
+            raise ValueError("max_pages, max_response_bytes and max_workers must be at least 1")
         self._session = session or requests.Session()
         adapter = HTTPAdapter(
-            pool_connections=max_workers, pool_maxsize=max_workers * 2, max_retries=_retry_policy()
+            pool_connections=MAX_SERVER_POOLS, pool_maxsize=self.max_workers, max_retries=_retry_policy()
         )
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
         self._session.trust_env = False  # no proxies or .netrc credentials picked up from the environment
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="fhir-fetch")
+        self._pools: OrderedDict[tuple[str, str, int], ThreadPoolExecutor] = OrderedDict()
+        self._pools_lock = threading.Lock()
         self._closed = threading.Event()
 
     # -- lifecycle --------------------------------------------------------------------------------------------
@@ -156,7 +207,11 @@ class FhirFetcher:
         if self._closed.is_set():
             return
         self._closed.set()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._pools_lock:
+            pools = list(self._pools.values())
+            self._pools.clear()
+        for pool in pools:
+            pool.shutdown(wait=False, cancel_futures=True)
         self._session.close()
 
     def __enter__(self) -> Self:
@@ -204,13 +259,14 @@ class FhirFetcher:
 
         futures: dict[str, Future[FetchResultOrFailure]] = {}
         outcomes: dict[str, FetchResultOrFailure] = {}
+        pool = self._pool_for(base_norm)
         for key, query in queries.items():
             if budget <= 0:
                 outcomes[key] = FetchFailure(timeout_reason)
                 continue
             # In the caller's context, so what the query logs carries the hook instance (cds_service.logs).
             context = contextvars.copy_context()
-            futures[key] = self._pool.submit(context.run, self._run_query, call, key, query)
+            futures[key] = pool.submit(context.run, self._run_query, call, key, query)
 
         if futures:
             wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
@@ -224,6 +280,20 @@ class FhirFetcher:
         return {key: outcomes[key] for key in queries}
 
     # -- internals --------------------------------------------------------------------------------------------
+
+    def _pool_for(self, server: NormalisedUrl) -> ThreadPoolExecutor:
+        """The thread pool of one FHIR server (origin): servers never wait for each other's threads."""
+        origin = (server.scheme, server.host, server.port)
+        with self._pools_lock:
+            pool = self._pools.get(origin)
+            if pool is None:
+                if len(self._pools) >= MAX_SERVER_POOLS:  # bounded: retire the least recently used
+                    _, retired = self._pools.popitem(last=False)
+                    retired.shutdown(wait=False)
+                pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="fhir-fetch")
+                self._pools[origin] = pool
+            self._pools.move_to_end(origin)
+            return pool
 
     def _run_query(self, call: _Call, key: str, query: str) -> FetchResultOrFailure:
         """Run one query and its paging; never raises."""
@@ -256,7 +326,8 @@ class FhirFetcher:
         resource_type, is_search = expected_type(query)
         url = f"{call.base}/{query.lstrip('/')}"
         not_fhir = "not a FHIR Bundle" if is_search else "not a FHIR resource"
-        first = self._get_json(call, key, url, 1, not_fhir)
+        budget = _Budget(self.max_response_bytes)
+        first = self._get_json(call, key, url, page=1, not_fhir=not_fhir, budget=budget)
         if not is_search:
             found = first.get("resourceType")
             if not isinstance(found, str):
@@ -266,26 +337,7 @@ class FhirFetcher:
             return FetchResult(first)
         if first.get("resourceType") != "Bundle":
             raise _QueryError(not_fhir)
-        entries = list(_entries(first))
-        pages, complete, note = 1, True, None
-        page = first
-        while (next_url := _next_link(page)) is not None:
-            absolute = urljoin(url, next_url)
-            target = normalise(absolute.split("#", 1)[0].split("?", 1)[0])
-            if target is None or not call.base_norm.contains(target, loopback_as_one=self.loopback_as_one):
-                complete, note = False, "next link outside the FHIR server base not followed"
-                log.warning("fhir fetch key=%s: %s", key, note)
-                break
-            if pages >= self.max_pages:
-                complete, note = False, f"stopped after {self.max_pages} pages"
-                log.warning("fhir fetch key=%s: %s", key, note)
-                break
-            pages += 1
-            page = self._get_json(call, key, absolute, pages, not_fhir)
-            if page.get("resourceType") != "Bundle":
-                raise _QueryError(not_fhir)
-            entries.extend(_entries(page))
-            url = absolute
+        entries, pages, complete, note = self._follow_pages(call, key, url, first, budget)
         merged = {k: v for k, v in first.items() if k not in ("entry", "link")}
         self_links = [link for link in _links(first) if link.get("relation") == "self"]
         if self_links:
@@ -294,16 +346,68 @@ class FhirFetcher:
             merged["entry"] = entries
         return FetchResult(merged, pages, 0.0, complete, note)
 
-    def _get_json(self, call: _Call, key: str, url: str, page: int, not_fhir: str) -> dict[str, Any]:
-        """GET ``url`` within the time left and return its JSON object, or raise :class:`_QueryError`."""
+    def _follow_pages(
+        self, call: _Call, key: str, url: str, first: dict[str, Any], budget: _Budget
+    ) -> tuple[list[dict[str, Any]], int, bool, str | None]:
+        """Follow ``next`` links from ``first``: (entries of every page, pages read, complete, why not)."""
+        not_fhir = "not a FHIR Bundle"
+        entries = list(_entries(first))
+        seen = {i for e in entries if (i := _identity(e)) is not None}
+        pages, complete, note = 1, True, None
+        page = first
+        read = {url.split("#", 1)[0]}
+        while (next_url := _next_link(page)) is not None:
+            absolute = urljoin(url, next_url).split("#", 1)[0]
+            target = normalise(absolute.split("?", 1)[0])
+            if target is None or not call.base_norm.contains(target, loopback_as_one=self.loopback_as_one):
+                complete, note = False, "next link outside the FHIR server base not followed"
+            elif absolute in read:
+                complete, note = False, "next link repeats a page already read"
+            elif pages >= self.max_pages:
+                complete, note = False, f"stopped after {self.max_pages} pages"
+            if not complete:
+                log.warning("fhir fetch key=%s: %s", key, note)
+                break
+            pages += 1
+            read.add(absolute)
+            try:
+                page = self._get_json(call, key, absolute, page=pages, not_fhir=not_fhir, budget=budget)
+            except _QueryError as error:
+                if error.reason != budget.reason:
+                    raise
+                complete, note = False, f"stopped at the {self.max_response_bytes}-byte limit"
+                log.warning("fhir fetch key=%s: %s", key, note)
+                break
+            if page.get("resourceType") != "Bundle":
+                raise _QueryError(not_fhir)
+            fresh = [e for e in _entries(page) if (i := _identity(e)) is None or i not in seen]
+            if _entries(page) and not fresh:  # the same page under another URL (a loop back to page 1)
+                complete, note = False, "next link repeats a page already read"
+                log.warning("fhir fetch key=%s: %s", key, note)
+                break
+            seen.update(i for e in fresh if (i := _identity(e)) is not None)
+            entries.extend(fresh)
+            url = absolute
+        return entries, pages, complete, note
+
+    def _get_json(
+        self, call: _Call, key: str, url: str, *, page: int, not_fhir: str, budget: _Budget
+    ) -> dict[str, Any]:
+        """GET ``url`` within the time and bytes left and return its JSON object, or raise :class:`_QueryError`."""
         remaining = call.deadline - time.monotonic()
         if remaining <= 0:
             raise _QueryError(call.timeout_reason)
         timeout = max(_MIN_TIMEOUT_S, remaining)
+        # The connect timeout is shared with its one retry, so both attempts fit in the time left.
+        connect_timeout = max(_MIN_TIMEOUT_S, remaining / (1 + CONNECT_RETRIES))
         started = time.monotonic()
         try:
             response = self._session.get(
-                url, headers=call.headers, timeout=(timeout, timeout), allow_redirects=False
+                url,
+                headers=call.headers,
+                timeout=(connect_timeout, timeout),
+                allow_redirects=False,
+                stream=True,
             )
         except requests.exceptions.Timeout as exc:  # ConnectTimeout and ReadTimeout
             raise _QueryError(call.timeout_reason) from exc
@@ -320,15 +424,54 @@ class FhirFetcher:
             )
             if response.status_code != 200:
                 raise _QueryError(f"HTTP {response.status_code}", response.status_code)
-            try:
-                body: object = response.json()
-            except ValueError as exc:  # JSONDecodeError, or bytes that are no text
-                raise _QueryError("not JSON") from exc
+            raw = _read_body(response, call, budget)
         finally:
-            response.close()
+            response.close()  # also on a timeout or the byte limit: the connection is dropped, not drained
+        try:
+            body: object = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:  # not JSON, or bytes that are no UTF-8 text
+            raise _QueryError("not JSON") from exc
         if not isinstance(body, dict):
             raise _QueryError(not_fhir)
         return body
+
+
+class _Budget:
+    """Bytes one query may still read, across its pages (counted after decompression)."""
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+        self.reason = f"response over the {limit}-byte limit"
+
+
+def _read_body(response: requests.Response, call: _Call, budget: _Budget) -> bytes:
+    """Stream the body, decompressed, stopping at the byte budget or the deadline (checked between reads).
+
+    ``read1`` returns what one socket read gave, so a server dripping bytes cannot keep the loop from
+    looking at the clock; urllib3 decompresses at most ``_READ_CHUNK`` bytes per call (no bomb expansion).
+    """
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and "Content-Encoding" not in response.headers and int(declared) > budget.left:
+        raise _QueryError(budget.reason)
+    chunks: list[bytes] = []
+    try:
+        while True:
+            if time.monotonic() >= call.deadline:
+                raise _QueryError(call.timeout_reason)
+            chunk = response.raw.read1(_READ_CHUNK, decode_content=True)
+            if not chunk:
+                break
+            budget.left -= len(chunk)
+            if budget.left < 0:
+                raise _QueryError(budget.reason)
+            chunks.append(chunk)
+    except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
+        raise _QueryError(call.timeout_reason) from exc
+    except urllib3.exceptions.DecodeError as exc:
+        raise _QueryError("undecodable content encoding") from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise _QueryError("connection broken") from exc
+    return b"".join(chunks)
 
 
 @dataclass(frozen=True)
@@ -350,6 +493,19 @@ def _links(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
 def _entries(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
     entries = bundle.get("entry")
     return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+
+
+def _identity(entry: Mapping[str, Any]) -> str | None:
+    """What makes an entry the same across pages: its fullUrl, else resourceType/id; None when neither."""
+    full_url = entry.get("fullUrl")
+    if isinstance(full_url, str) and full_url:
+        return full_url
+    resource = entry.get("resource")
+    if isinstance(resource, Mapping):
+        kind, rid = resource.get("resourceType"), resource.get("id")
+        if isinstance(kind, str) and isinstance(rid, str):
+            return f"{kind}/{rid}"
+    return None
 
 
 def _next_link(bundle: Mapping[str, Any]) -> str | None:

@@ -26,10 +26,13 @@ class PrefetchFetcher:
     """
 
     def __init__(self, settings: Settings, fetcher: FhirFetcher | None = None) -> None:
-        """Use ``fetcher`` or make one sized by ``settings.max_fhir_pages``."""
+        """Use ``fetcher`` or make one sized by the settings (pages, threads per server, bytes per query)."""
         self.settings = settings
         self.fetcher = fetcher or FhirFetcher(
-            max_pages=settings.max_fhir_pages, loopback_as_one=settings.dev_mode
+            max_pages=settings.max_fhir_pages,
+            max_workers=settings.fhir_workers_per_server,
+            max_response_bytes=settings.max_fhir_response_bytes,
+            loopback_as_one=settings.dev_mode,
         )
 
     def close(self) -> None:

@@ -170,7 +170,14 @@ def handle_hook(
             exc.hook_instance, exc.read_counts = request.hook_instance, result.read.as_log()
             raise
         timer.lap("fetch")
-        evidence = read_evidence(data, unavailable, core_config(settings), today or datetime.now(UTC).date())
+        evidence = read_evidence(
+            data,
+            unavailable,
+            core_config(settings),
+            today or datetime.now(UTC).date(),
+            deadline=clock() + settings.evaluation_time_budget_s,
+            clock=clock,
+        )
         result.read = ReadCounts().merge(orders.read).merge(evidence.read)
         assessment = assess(request.hook, orders, evidence)
         timer.lap("evaluate")

@@ -5,13 +5,25 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from cds_service.errors import HookMismatchError, RequestError
 from cds_service.hooks.queries import QUERIES
 
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 """FHIR's id rule: an id with anything else ("1&_include=*", "../x") is treated as no patient id."""
+
+MAX_LENGTHS: Final = {
+    "hook": 64,
+    "hookInstance": 256,
+    "fhirServer": 2048,
+    "fhirAuthorization.access_token": 16 * 1024,
+    "context.selections": 256,
+}
+"""Longest value accepted for each string the service reads from the request itself (``context.patientId`` is
+bounded by :data:`FHIR_ID`); longer is a 400 naming the field, and the value is never echoed or logged."""
+MAX_SELECTIONS: Final = 1000
+"""Most entries of ``context.selections``."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +73,26 @@ def _optional_string(body: Mapping[str, Any], name: str) -> str | None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise RequestError(f"'{name}' must be a non-empty string", field=name)
+    _check_length(value, name)
     return value
+
+
+def _check_length(value: str, name: str) -> None:
+    if len(value) > MAX_LENGTHS[name]:
+        raise RequestError(f"'{name}' is longer than {MAX_LENGTHS[name]} characters", field=name)
+
+
+def _check_selections(context: Mapping[str, Any]) -> None:
+    selections = context.get("selections")
+    if not isinstance(selections, list):
+        return  # unusable selections are ignored by the core (every draft order counts)
+    if len(selections) > MAX_SELECTIONS:
+        raise RequestError(
+            f"'context.selections' has more than {MAX_SELECTIONS} entries", field="context.selections"
+        )
+    for item in selections:
+        if isinstance(item, str):
+            _check_length(item, "context.selections")
 
 
 def _required_string(body: Mapping[str, Any], name: str) -> str:
@@ -85,6 +116,7 @@ def parse_hook_request(body: Any, expected_hook: str) -> HookRequest:
     context = body.get("context")
     if not isinstance(context, Mapping):
         raise RequestError("'context' is required and must be an object", field="context")
+    _check_selections(context)
     prefetch = body.get("prefetch", {})
     if not isinstance(prefetch, Mapping):
         raise RequestError("'prefetch' must be an object", field="prefetch")
@@ -99,6 +131,7 @@ def parse_hook_request(body: Any, expected_hook: str) -> HookRequest:
             raise RequestError(
                 "'fhirAuthorization.access_token' is required", field="fhirAuthorization.access_token"
             )
+        _check_length(raw_token, "fhirAuthorization.access_token")
         token = raw_token
     return HookRequest(hook, hook_instance, context, prefetch, fhir_server, token)
 

@@ -23,7 +23,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import Key, import_key
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from cds_service.fhir.urls import check_allow_url, url_under
+from cds_service.fhir.urls import check_allow_url
 
 #: Asymmetric JWS algorithms a trust file may allow. Everything else (``none``, ``HS*``) is refused.
 SUPPORTED_ALGORITHMS = frozenset(
@@ -111,7 +111,7 @@ class IssuerEntry(BaseModel):
     description: str | None = Field(None, description="Free text for operators; ignored.")
     jwks: dict[str, Any] | None = Field(None, description="Inline JWK Set of the issuer's public keys.")
     jwks_file: Path | None = Field(None, description="JWK Set file, relative to the trust file.")
-    jku_allow: list[str] = Field(default_factory=list, description="Allowed `jku` URL prefixes.")
+    jku_allow: list[str] = Field(default_factory=list, description="Allowed `jku` URLs (exact match).")
     algorithms: list[str] = Field(default_factory=lambda: list(DEFAULT_ALGORITHMS))
     allowed_fhir_bases: list[str] = Field(default_factory=list, description="Allowed fhirServer prefixes.")
 
@@ -180,8 +180,9 @@ class TrustedIssuer:
     allowed_fhir_bases: tuple[str, ...] = ()
 
     def jku_allowed(self, jku: str) -> bool:
-        """Whether ``jku`` lies under one of this issuer's allowed jku prefixes."""
-        return any(url_under(jku, prefix) for prefix in self.jku_allow)
+        """Whether ``jku`` is exactly one of this issuer's allowed jku URLs (no prefixes: every other
+        URL, even on the same server, is refused without a fetch)."""
+        return jku in self.jku_allow
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,29 @@
 """Replay protection for CDS Hooks client JWTs: each (``iss``, ``jti``) is accepted once within its lifetime.
 
-Two implementations of one protocol: an in-process cache (one replica) and a Redis one (several replicas
-sharing state). :func:`make_replay_cache` picks Redis when ``settings.redis_url`` is set.
+Three implementations of one protocol: a SQLite file (the default: every worker process of one host shares it,
+and it outlives a restart), Redis (several hosts sharing state) and an in-process cache (one process, tests).
+:func:`make_replay_cache` picks Redis when ``settings.redis_url`` is set, else the file
+``settings.replay_db_file``; in-process only when that is set to nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import heapq
+import logging
 import math
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
 import redis
 
 from cds_service.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class ReplayCacheError(RuntimeError):
@@ -122,8 +129,89 @@ class RedisReplayCache:
         return not created
 
 
+class SqliteReplayCache:
+    """Replay cache in a SQLite file, shared by every process that opens the same file.
+
+    One atomic upsert per call: a row whose first use has expired is replaced, an unexpired one is left alone
+    and reported as a replay. The file (WAL mode) survives restarts, so a token cannot be replayed after one.
+    Expired rows are purged every ``purge_every`` calls. Any SQLite error raises :class:`ReplayCacheError`.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        clock: Callable[[], float] = time.time,
+        purge_every: int = 1000,
+        timeout_s: float = 2.0,
+    ) -> None:
+        """Open (lazily creating) the file at ``path``; ``clock`` gives epoch seconds."""
+        self._path = path
+        self._clock = clock
+        self._purge_every = purge_every
+        self._timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._calls = 0
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(
+                str(self._path), timeout=self._timeout_s, isolation_level=None, check_same_thread=False
+            )
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")  # durable across process restarts; cheap commits
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS seen_jti (digest TEXT PRIMARY KEY, expires_at REAL NOT NULL)"
+                    " WITHOUT ROWID"
+                )
+            except sqlite3.Error:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    def seen_before(self, iss: str, jti: str, expires_at: float) -> bool:
+        """See :meth:`ReplayCache.seen_before`."""
+        digest = jti_digest(iss, jti)
+        with self._lock:
+            now = self._clock()
+            try:
+                conn = self._connection()
+                if expires_at <= now:  # already dead: nothing to remember, but an earlier use still counts
+                    row = conn.execute(
+                        "SELECT 1 FROM seen_jti WHERE digest = ? AND expires_at > ?", (digest, now)
+                    ).fetchone()
+                    return row is not None
+                created = conn.execute(
+                    "INSERT INTO seen_jti (digest, expires_at) VALUES (?, ?) ON CONFLICT(digest) DO UPDATE"
+                    " SET expires_at = excluded.expires_at WHERE seen_jti.expires_at <= ?",
+                    (digest, expires_at, now),
+                ).rowcount
+                self._calls += 1
+                if self._calls % self._purge_every == 0:
+                    conn.execute("DELETE FROM seen_jti WHERE expires_at <= ?", (now,))
+            except sqlite3.Error as error:
+                raise ReplayCacheError(f"sqlite: {type(error).__name__}") from None
+        return created == 0
+
+    def close(self) -> None:
+        """Close the connection (reopened on the next call)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
 def make_replay_cache(settings: Settings) -> ReplayCache:
-    """Redis-backed when ``settings.redis_url`` is set (several replicas), in-memory otherwise."""
+    """Redis when ``settings.redis_url`` is set (several hosts); else the SQLite file every worker of this host
+    shares (``settings.replay_db_file``); in-process only when that setting is empty (one process only)."""
     if settings.redis_url:
         return RedisReplayCache.from_url(settings.redis_url)
+    if settings.replay_db_file is not None:
+        return SqliteReplayCache(settings.replay_db_file)
+    log.warning(
+        "replay protection is per process (no redis_url, no replay_db_file): run one worker only, "
+        "and a restart forgets every jti"
+    )
     return InMemoryReplayCache()

@@ -113,6 +113,18 @@ def _public_url(request: Request, settings: Settings) -> str:
     return str(request.url.replace(query=None, fragment=None))
 
 
+def cors_origins(settings: Settings) -> list[str]:
+    """The browser origins allowed: as configured; in development mode any (``*``) when none are configured.
+
+    :raises ValueError: for ``*`` outside development mode (only configured origins may call from a browser).
+    """
+    if settings.dev_mode:
+        return settings.cors_origins or ["*"]
+    if "*" in settings.cors_origins:
+        raise ValueError("CORS origin '*' is allowed in development mode only: list the EHR's origins")
+    return settings.cors_origins
+
+
 def create_app(
     settings: Settings | None = None,
     fetcher: Fetcher | None = None,
@@ -142,13 +154,15 @@ def create_app(
         description="CDS Hooks 2.0: consider IgG4-related disease before presuming cholangiocarcinoma.",
         default_response_class=ORJSONResponse,
         redirect_slashes=False,
+        # The API document only in development mode: in production it would map the service for a prober.
         docs_url="/docs" if settings.dev_mode else None,
+        openapi_url="/openapi.json" if settings.dev_mode else None,
         redoc_url=None,
     )
     app.state.deps = deps
     app.add_middleware(
         OutcomeCORSMiddleware,
-        allow_origins=settings.cors_origins,
+        allow_origins=cors_origins(settings),
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type"],
         max_age=600,
@@ -201,7 +215,10 @@ def create_app(
         """Answer a hook call with ``{"cards": [...]}``."""
         started = time.perf_counter()
         service = find_service(service_id)
-        caller = deps.authenticate(request.headers.get("authorization"), _public_url(request, settings))
+        # In a worker thread: verifying may fetch a key set, which must never stall the event loop.
+        caller = await run_in_threadpool(
+            deps.authenticate, request.headers.get("authorization"), _public_url(request, settings)
+        )
         body = await _read_body(request, settings.max_body_bytes)
         run = partial(
             handle_hook,
@@ -212,7 +229,10 @@ def create_app(
         if outcome.cards:
             patient = f"Patient/{outcome.patient_id}" if outcome.patient_id else None
             cards = shown_cards(outcome.cards, outcome.assessment)
-            deps.recorder.submit(CardBatch(service_id, service.hook, outcome.hook_instance, patient, cards))
+            issuer = caller.iss if caller else None
+            deps.recorder.submit(
+                CardBatch(service_id, service.hook, outcome.hook_instance, patient, cards, issuer)
+            )
         logger.info(
             "hook call",
             extra={
@@ -234,9 +254,12 @@ def create_app(
     async def feedback(service_id: str, request: Request) -> Response:
         """Store CDS Hooks 2.0 feedback (accepted suggestions, overrides); resent items are stored once."""
         find_service(service_id)
-        deps.authenticate(request.headers.get("authorization"), _public_url(request, settings))
+        caller = await run_in_threadpool(
+            deps.authenticate, request.headers.get("authorization"), _public_url(request, settings)
+        )
         parsed = parse_feedback(await _read_body(request, settings.max_body_bytes))
-        stored = await run_in_threadpool(deps.record_feedback, service_id, parsed.feedback)
+        issuer = caller.iss if caller else None
+        stored = await run_in_threadpool(deps.record_feedback, service_id, parsed.feedback, issuer)
         logger.info("feedback", extra={"service": service_id, "items": len(parsed.feedback), "new": stored})
         return Response(status_code=200)
 

@@ -43,10 +43,15 @@ class Dependencies:
         """The verified caller, or None in dev mode without trust. Raises AuthenticationError otherwise."""
         return self.authenticator.verify(authorization, url)
 
-    def record_feedback(self, service_id: str, items: Sequence[FeedbackItem]) -> int:
-        """Store feedback items; a store failure becomes :class:`StorageUnavailableError` (503)."""
+    def record_feedback(
+        self, service_id: str, items: Sequence[FeedbackItem], issuer: str | None = None
+    ) -> int:
+        """Store feedback items from ``issuer``; a store failure becomes :class:`StorageUnavailableError` (503).
+
+        Feedback on another issuer's card raises :class:`~cds_service.errors.UnknownCardError` (404).
+        """
         try:
-            return self.store.record_feedback(service_id, items)
+            return self.store.record_feedback(service_id, items, issuer)
         except (SQLAlchemyError, StoreConfigError, OSError) as exc:
             log.error(
                 "feedback store failed", extra={"service": service_id, "error_type": type(exc).__name__}

@@ -5,21 +5,25 @@ and reports written for issue 7 (own-r). Each row lists the report's affirmed fi
 over the report: right + left = bilateral; immunostain numbers possibly from neighbouring sentences), whether
 it proves carcinoma (CLINICAL_SPEC section 5) and whether it raises the CCA presumption.
 
-The tissue-proof check here is the reader's share of the rule: a pathology or cytology report proves
-carcinoma only if the reader affirms a carcinoma whose sentence (or the lines after it, the title or the
-specimen line) names a pancreatobiliary site; the full rule (categories, dates) is core/reports.py's.
+Tissue proof and the presumption are checked with the service's own rule (``core.presumption``), on the
+report read as a hook reads it (category, title, text through ``core.resources`` and ``core.reports``).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import pytest
 
-from cds_service.core.findings import Assertion, Concept, TextFinding
+from cds_service.core.codes import V2_0074
+from cds_service.core.evidence import ReportFacts
+from cds_service.core.findings import Concept, TextFinding
 from cds_service.core.narrative import extract_findings
+from cds_service.core.presumption import proves_malignancy, raises_presumption
+from cds_service.core.reports import extract_reports
+from cds_service.core.resources import read_resource
+from tests.builders import report
 from tests.paths import TEST_DATA
 
 ROWS = [
@@ -34,12 +38,6 @@ LATERAL = {
     "sublingual-gland",
     "renal-cortex-low-density",
 }
-_SITE = re.compile(
-    r"\b(liver|hepat\w*|bile|biliary|hil(?:um|ar)|CBD|CHD|gall\s*bladder|ampull\w*|pancrea\w*|brushings?|"
-    r"cholangio\w*|klatskin)\b",
-    re.IGNORECASE,
-)
-_SPECIMEN_LINE = re.compile(r"^[ \t]*specimens?\b[^:\n]{0,40}:([^\n]*)", re.IGNORECASE | re.MULTILINE)
 Pair = tuple[str, str | None]
 
 
@@ -70,26 +68,19 @@ def _got(found: list[TextFinding]) -> set[Pair]:
     )
 
 
-def _proves_carcinoma(row: dict[str, Any], found: list[TextFinding]) -> bool:
-    if row["category"] not in ("pathology", "cytology"):
-        return False
-    text = row["text"]
-    specimen = " ".join(m.group(1) for m in _SPECIMEN_LINE.finditer(text))
-    sited = bool(_SITE.search(row["title"]) or _SITE.search(specimen))
-    for f in found:
-        if f.affirmed and f.concept in (Concept.CARCINOMA, Concept.CHOLANGIOCARCINOMA):
-            at = text.find(f.phrase)
-            near = f.phrase if at < 0 else text[at : at + len(f.phrase) + 300]
-            if sited or _SITE.search(near):
-                return True
-    return False
+_CATEGORY = {"pathology": "SP", "cytology": "CY", "radiology": "RAD", "procedure": "OTH"}
 
 
-def _raises(row: dict[str, Any], found: list[TextFinding]) -> bool:
-    return row["category"] not in ("pathology", "cytology") and any(
-        f.concept is Concept.CHOLANGIOCARCINOMA and f.assertion in (Assertion.AFFIRMED, Assertion.UNCERTAIN)
-        for f in found
+def _facts(row: dict[str, Any]) -> ReportFacts:
+    """The report read as a hook reads it: category, title as code.text, text as presentedForm."""
+    raw = report(
+        text=row["text"],
+        study=row["title"],
+        when="2026-11-01",
+        category=(V2_0074, _CATEGORY[row["category"]]),
     )
+    [facts] = extract_reports([read_resource("DiagnosticReport", raw)])
+    return facts
 
 
 def test_report_set_shape():
@@ -104,8 +95,9 @@ def test_report_set_shape():
 def test_report(row):
     found = extract_findings(row["text"])
     assert _got(found) == _expected(row)
-    assert _proves_carcinoma(row, found) == row["tissue_proof"]
-    assert _raises(row, found) == row["raises_presumption"]
+    facts = _facts(row)
+    assert proves_malignancy(facts) == row["tissue_proof"]
+    assert raises_presumption(facts) == row["raises_presumption"]
 
 
 def test_no_false_tissue_proof_and_report_figures():
@@ -115,7 +107,7 @@ def test_no_false_tissue_proof_and_report_figures():
         found = extract_findings(row["text"])
         got, want = _got(found), _expected(row)
         tp, fp, fn = tp + len(got & want), fp + len(got - want), fn + len(want - got)
-        false_proof += int(_proves_carcinoma(row, found) and not row["tissue_proof"])
+        false_proof += int(proves_malignancy(_facts(row)) and not row["tissue_proof"])
     assert false_proof == 0
     assert tp / (tp + fp) >= 0.98
     assert tp / (tp + fn) >= 0.98

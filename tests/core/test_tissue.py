@@ -5,6 +5,7 @@ import pytest
 from cds_service.core.findings import Assertion, Concept, TextFinding
 from cds_service.core.tissue import (
     Site,
+    attributes_pancreatobiliary_primary,
     carcinoma_site_is_pancreatobiliary,
     in_diagnosis,
     other_organ_sites,
@@ -129,3 +130,37 @@ def test_in_diagnosis():
 )
 def test_other_organ_sites(specimen, others):
     assert other_organ_sites(frozenset(specimen)) == others
+
+
+@pytest.mark.parametrize(
+    ("text", "attributed"),
+    [
+        (
+            "CONCLUSION: Metastatic adenocarcinoma.\nThe immunoprofile is in keeping with a pancreatobiliary primary.",
+            True,
+        ),
+        ("FINAL DIAGNOSIS:\n- Metastatic adenocarcinoma, consistent with a primary of biliary origin.", True),
+        ("CONCLUSION: Metastatic adenocarcinoma. A pancreatobiliary primary cannot be excluded.", False),
+        (
+            "CONCLUSION: Metastatic adenocarcinoma. The profile is not consistent with a pancreatobiliary primary.",
+            False,
+        ),
+        ("CONCLUSION: Metastatic adenocarcinoma. Features favour a pancreatic primary.", False),
+        ("CONCLUSION: Metastatic adenocarcinoma, consistent with a colorectal primary.", False),
+        (
+            "CLINICAL HISTORY: ? pancreatobiliary primary, consistent with MRCP.\nDIAGNOSIS: Reactive node.",
+            False,
+        ),
+    ],
+)
+def test_attribution_to_a_pancreatobiliary_primary_across_sentences(text, attributed):
+    assert attributes_pancreatobiliary_primary(text) is attributed
+
+
+def test_a_node_carcinoma_proves_only_when_the_report_attributes_it():
+    node = frozenset({Site.LYMPH_NODE})
+    finding = TextFinding(
+        Concept.CARCINOMA, Assertion.AFFIRMED, "Metastatic adenocarcinoma.", section="conclusion"
+    )
+    assert not proves_carcinoma(finding, node)
+    assert proves_carcinoma(finding, node, attributed=True)

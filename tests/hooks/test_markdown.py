@@ -32,6 +32,35 @@ def test_long_text_is_cut():
     assert len(escape("a" * 1000, limit=50)) == 50
 
 
+@pytest.mark.parametrize(
+    "char",
+    [
+        "\u202e",
+        "\u202a",
+        "\u202d",
+        "\u2066",
+        "\u2067",
+        "\u2068",
+        "\u2069",
+        "\u200b",
+        "\u200c",
+        "\u200d",
+        "\u200e",
+        "\u200f",
+        "\ufeff",
+        "\u061c",
+        "\u2060",
+        "\u00ad",
+        "\u180e",
+    ],
+)
+def test_bidi_overrides_and_invisible_characters_are_removed(char):
+    # U+202E etc. would let record text display reversed or hide words (visual spoofing of card text).
+    out = escape(f"no{char} malignancy")
+    assert char not in out
+    assert out == "no malignancy"
+
+
 def test_inline_text_keeps_dots_and_dashes_but_no_markup():
     assert escape("IgG4 2.43 g/L, soft-tissue #1 +", inline=True) == "IgG4 2.43 g/L, soft-tissue #1 +"
     out = escape("<b>x</b> [a](javascript:y) **b** | c ~~d~~", inline=True)

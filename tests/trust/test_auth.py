@@ -3,12 +3,14 @@ jku fetching from a local HTTP server with key rotation, and replay across two r
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,15 +18,24 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import requests
 from joserfc import jwt
 from joserfc.jwk import ECKey, Key, RSAKey
 
 from cds_service.errors import AuthenticationError
 from cds_service.settings import Settings
 from cds_service.trust.authenticator import Authenticator, Caller, JwksFetcher, build_authenticator
-from cds_service.trust.config import TrustConfig, TrustConfigError, TrustedIssuer, parse_jwks
+from cds_service.trust.config import (
+    TrustConfig,
+    TrustConfigError,
+    TrustedIssuer,
+    load_trust_config,
+    parse_jwks,
+)
 from cds_service.trust.replay import InMemoryReplayCache, RedisReplayCache
+from cds_service.web.app import create_app
 from tests.paths import REPO
 from tests.servers.redis_server import running_redis
 
@@ -517,3 +528,182 @@ def test_verification_logs_issuer_and_kid_at_info_once_per_key(
     assert records[0].kid
     for part in (first + "." + second).removeprefix("Bearer ").split("."):
         assert part.removeprefix("Bearer ") not in caplog.text
+
+
+# -- jku cannot be used to freeze the service (issue 10, hole 1) -----------------------------------------------
+
+
+def prefix_setup(server: JwksServer, *allowed: str) -> tuple[Authenticator, Clock]:
+    clock = Clock()
+    trust = TrustConfig(
+        (
+            TrustedIssuer(
+                iss=ISS, tenant=None, algorithms=frozenset({"ES384"}), static_keys={}, jku_allow=allowed
+            ),
+        )
+    )
+    fetcher = JwksFetcher(timeout_s=2.0, min_refetch_interval_s=60.0, cache_ttl_s=3600.0, clock=clock)
+    return make_auth(trust, fetcher=fetcher), clock
+
+
+def test_jku_must_equal_an_allowed_url_exactly(jwks_server: JwksServer) -> None:
+    key = ECKey.generate_key("P-384", parameters={"kid": "k"})
+    jwks_server.serve(key)
+    origin = jwks_server.url.rsplit("/", 1)[0]  # an entry naming a whole server is no prefix for jku
+    auth, _ = prefix_setup(jwks_server, origin)
+    with pytest.raises(AuthenticationError, match="jku not on"):
+        auth.verify(mint(key, header={"jku": jwks_server.url}, tenant=DROP), URL)
+    assert jwks_server.requests == 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"exp": NOW - 600, "iat": NOW - 900}, "expired"),
+        ({"iat": NOW + 600, "exp": NOW + 900}, "iat"),
+        ({"aud": "https://elsewhere.example/x"}, "aud"),
+        ({"exp": NOW + 86_400}, "lifetime"),
+        ({"jti": DROP}, "jti"),
+    ],
+)
+def test_cheap_checks_run_before_any_key_fetch(
+    jwks_server: JwksServer, overrides: dict[str, Any], reason: str
+) -> None:
+    key = ECKey.generate_key("P-384", parameters={"kid": "k"})
+    jwks_server.serve(key)
+    auth, _ = prefix_setup(jwks_server, jwks_server.url)
+    with pytest.raises(AuthenticationError, match=reason):
+        auth.verify(mint(key, header={"jku": jwks_server.url}, tenant=DROP, **overrides), URL)
+    assert jwks_server.requests == 0
+
+
+def test_forged_token_with_disallowed_alg_fetches_nothing(jwks_server: JwksServer) -> None:
+    auth, _ = prefix_setup(jwks_server, jwks_server.url)
+    forged = forge({"alg": "RS256", "kid": "x", "jku": jwks_server.url}, claims(tenant=DROP), lambda d: b"x")
+    with pytest.raises(AuthenticationError, match="not allowed"):
+        auth.verify(forged, URL)
+    assert jwks_server.requests == 0
+
+
+def test_unknown_kid_refresh_is_limited_per_issuer_not_per_url(jwks_server: JwksServer) -> None:
+    key = ECKey.generate_key("P-384", parameters={"kid": "k"})
+    jwks_server.serve(key)
+    second = jwks_server.url.replace("/jwks.json", "/jwks.json/")  # a second allow-listed spelling
+    auth, clock = prefix_setup(jwks_server, jwks_server.url, second)
+    for n, jku in enumerate([jwks_server.url, second, jwks_server.url, second]):
+        with pytest.raises(AuthenticationError, match="unknown kid"):
+            auth.verify(mint(key, header={"jku": jku, "kid": f"made-up-{n}"}, tenant=DROP), URL)
+    assert jwks_server.requests == 1
+    clock.now += 61
+    with pytest.raises(AuthenticationError, match="unknown kid"):
+        auth.verify(mint(key, header={"jku": second, "kid": "made-up-x"}, tenant=DROP), URL)
+    assert jwks_server.requests == 2
+
+
+def test_key_set_cache_is_bounded(jwks_server: JwksServer) -> None:
+    keys_ = [ECKey.generate_key("P-384", parameters={"kid": f"k{n}"}) for n in range(5)]
+    jwks_server.serve(*keys_)
+    fetcher = JwksFetcher(timeout_s=2.0, max_sets=2, max_keys_per_set=3)
+    for n in range(4):
+        fetcher.get_key(f"issuer-{n}", f"{jwks_server.url}?n={n}", "k0")
+    assert fetcher.cached_sets() <= 2
+    capped = JwksFetcher(timeout_s=2.0, max_keys_per_set=3)
+    assert capped.get_key("issuer", jwks_server.url, "k0") is not None
+    assert capped.get_key("issuer", jwks_server.url, "k4") is None  # only the first three keys are kept
+
+
+def test_key_fetch_does_not_block_the_event_loop(tmp_path: Path) -> None:
+    """A forged token naming the allow-listed jku of a slow key server must not stall /healthz."""
+    slow = JwksServer()
+    delay = 1.5
+    original = slow.httpd.RequestHandlerClass.do_GET  # type: ignore[attr-defined]
+
+    def slow_get(handler: Any) -> None:
+        threading.Event().wait(delay)
+        original(handler)
+
+    slow.httpd.RequestHandlerClass.do_GET = slow_get  # type: ignore[attr-defined]
+    try:
+        trust = {"issuers": [{"iss": ISS, "jku_allow": [slow.url], "algorithms": ["ES384"]}]}
+        (tmp_path / "trust.json").write_text(json.dumps(trust))
+        settings = Settings(
+            trust_file=tmp_path / "trust.json",
+            public_base_url="https://cds.example.org",
+            database_url=f"sqlite:///{tmp_path / 'f.sqlite3'}",
+            replay_db_file=tmp_path / "replay.sqlite3",
+        )
+        app = create_app(settings)
+        now = int(time.time())
+        forged = forge(
+            {"alg": "ES384", "kid": "made-up", "jku": slow.url},
+            claims(
+                aud="https://cds.example.org/cds-services/igg4rd-patient-view",
+                iat=now,
+                exp=now + 300,
+                tenant=DROP,
+            ),
+            lambda d: b"x" * 96,
+        )
+
+        async def scenario() -> float:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="https://cds.example.org") as http:
+                started = time.perf_counter()
+                call = asyncio.create_task(
+                    http.post("/cds-services/igg4rd-patient-view", json={}, headers={"Authorization": forged})
+                )
+                await asyncio.sleep(0.1)  # the call is now waiting for the key server
+                health = await http.get("/healthz")
+                took = time.perf_counter() - started
+                assert health.status_code == 200
+                assert (await call).status_code == 401
+                return took
+
+        assert asyncio.run(scenario()) < 0.8  # the key server takes 1.5 s
+        assert slow.requests == 1
+    finally:
+        slow.close()
+
+
+class NoNetwork(requests.Session):
+    def request(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        raise AssertionError("no key fetch expected")
+
+
+def test_example_trust_file_sandbox_jku_is_exact() -> None:
+    trust = load_trust_config(REPO / "trust.example.json")
+    sandbox = trust.lookup("https://sandbox.cds-hooks.org", None)
+    assert sandbox is not None and sandbox.jku_allow
+    auth = make_auth(trust, fetcher=JwksFetcher(session=NoNetwork()))
+    for jku in [sandbox.jku_allow[0] + "/x", sandbox.jku_allow[0].rsplit("/", 1)[0] + "/other.json"]:
+        forged = forge(
+            {"alg": "ES384", "kid": "made-up", "jku": jku},
+            claims(iss="https://sandbox.cds-hooks.org", tenant=DROP),
+            lambda d: b"x" * 96,
+        )
+        with pytest.raises(AuthenticationError, match="jku not on"):
+            auth.verify(forged, URL)
+
+
+def test_drip_fed_key_set_is_abandoned_at_the_timeout() -> None:
+    drip = JwksServer()
+
+    def dripping(handler: Any) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", "100000")
+        handler.end_headers()
+        for _ in range(100):
+            handler.wfile.write(b" ")
+            handler.wfile.flush()
+            if threading.Event().wait(0.05):
+                break
+
+    drip.httpd.RequestHandlerClass.do_GET = dripping  # type: ignore[attr-defined]
+    try:
+        fetcher = JwksFetcher(timeout_s=0.5)
+        started = time.monotonic()
+        assert fetcher.get_key(ISS, drip.url, "k") is None
+        assert time.monotonic() - started < 1.5
+    finally:
+        drip.close()
