@@ -1,4 +1,4 @@
-"""The ``igg4-cds`` command: serve the service, run the demo, load fixtures, export feedback."""
+"""The ``igg4-cds`` command: serve the service, run the demo, load fixtures, export feedback, audit."""
 
 from __future__ import annotations
 
@@ -17,10 +17,15 @@ from cds_service.fixtures.catalog import FIXTURE_DATE
 from cds_service.hooks.discovery import SERVICE_FOR_HOOK, find_service
 from cds_service.web.operation_outcome import error_outcome
 
-DELEGATES = {"load-fixtures": "cds_service.fixtures.loader", "feedback-export": "cds_service.feedback.export"}
+DELEGATES = {
+    "load-fixtures": "cds_service.fixtures.loader",
+    "feedback-export": "cds_service.feedback.export",
+    "audit": "cds_service.audit.command",
+}
 DELEGATES_HELP = {
     "load-fixtures": "load fhir_fixtures/ into a FHIR R4 server (see load-fixtures --help)",
     "feedback-export": "export feedback with acceptance and override rates (see feedback-export --help)",
+    "audit": "silent mode: what the card would have shown over a Bulk Data export (see audit --help)",
 }
 
 
