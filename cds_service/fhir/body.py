@@ -2,7 +2,7 @@
 
 Bodies are streamed and counted after decompression, so an endless body or a gzip bomb costs at most the
 budget in memory, and the deadline is checked between reads, so no thread keeps reading after the caller
-gave up. Failures raise :class:`~cds_service.fhir.outcomes.QueryError` with a safe reason.
+gave up. Failures raise :class:`~cds_service.fhir.results.QueryError` with a safe reason.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Final
 import requests
 import urllib3.exceptions
 
-from cds_service.fhir.outcomes import QueryError
+from cds_service.fhir.results import QueryError
 
 READ_CHUNK: Final = 64 * 1024
 

@@ -22,7 +22,7 @@ Bundle. Failures carry a short reason ("timeout after 2.5 s", "HTTP 401", "not J
 access token, a URL or any part of a response body. Logs name query keys, status codes and timings only.
 
 This module has no web-framework imports; the web edge turns failures of required keys into a 412. Its parts:
-:mod:`~cds_service.fhir.outcomes` (what a query gives), :mod:`~cds_service.fhir.body` (the bounded body reader),
+:mod:`~cds_service.fhir.results` (what a query gives), :mod:`~cds_service.fhir.body` (the bounded body reader),
 :mod:`~cds_service.fhir.bundles` (reading pages) and :mod:`~cds_service.fhir.log_redaction` (urllib3 log lines).
 """
 
@@ -48,7 +48,7 @@ from urllib3.util.retry import Retry
 from cds_service.fhir.body import ByteBudget, read_body
 from cds_service.fhir.bundles import bundle_entries, bundle_links, entry_identity, next_link
 from cds_service.fhir.log_redaction import redact_urllib3_logs
-from cds_service.fhir.outcomes import FetchFailure, FetchResult, FetchResultOrFailure, QueryError
+from cds_service.fhir.results import FetchFailure, FetchResult, FetchResultOrFailure, QueryError
 from cds_service.fhir.urls import NormalisedUrl, normalise
 from cds_service.settings import get_settings
 

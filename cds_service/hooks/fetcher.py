@@ -6,7 +6,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from cds_service.fhir.client import FhirFetcher, expected_type
-from cds_service.fhir.outcomes import FetchResult
+from cds_service.fhir.results import FetchResult
 from cds_service.fhir.urls import is_allowed_base
 from cds_service.hooks.queries import QUERIES_BY_KEY
 from cds_service.settings import Settings
