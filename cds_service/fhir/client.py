@@ -21,14 +21,15 @@ the base path of ``fhirServer``, up to ``Settings.max_fhir_pages`` pages, and al
 Bundle. Failures carry a short reason ("timeout after 2.5 s", "HTTP 401", "not JSON", ...) that never includes the
 access token, a URL or any part of a response body. Logs name query keys, status codes and timings only.
 
-This module has no web-framework imports; the web edge turns failures of required keys into a 412.
+This module has no web-framework imports; the web edge turns failures of required keys into a 412. Its parts:
+:mod:`~cds_service.fhir.results` (what a query gives), :mod:`~cds_service.fhir.body` (the bounded body reader),
+:mod:`~cds_service.fhir.bundles` (reading pages) and :mod:`~cds_service.fhir.log_redaction` (urllib3 log lines).
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -41,89 +42,25 @@ from urllib.parse import urljoin
 
 import orjson
 import requests
-import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from cds_service.fhir.body import ByteBudget, read_body
+from cds_service.fhir.bundles import bundle_entries, bundle_links, entry_identity, next_link
+from cds_service.fhir.log_redaction import redact_urllib3_logs
+from cds_service.fhir.results import FetchFailure, FetchResult, FetchResultOrFailure, QueryError
 from cds_service.fhir.urls import NormalisedUrl, normalise
 from cds_service.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-_URL_PATH = re.compile(r"(?<![\w.:/])/[^\s'\"]*|https?://[^\s'\"]*")
-
-
-class _UrlRedactingFilter(logging.Filter):
-    """Rewrites urllib3's own log lines without URL paths or queries (``Condition?patient=...``).
-
-    urllib3 logs the request path of a retried or failed connection (and, at DEBUG, of every request); the
-    path carries the patient id. The line keeps its level and the rest of its text.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Replace the message by its redacted rendering; never drops a record."""
-        try:
-            message = record.getMessage()
-        except (TypeError, ValueError):
-            message = str(record.msg)
-        record.msg = _URL_PATH.sub("<url withheld>", message)
-        record.args = None
-        return True
-
-
-def _redact_urllib3_logs() -> None:
-    redactor = _UrlRedactingFilter()
-    for name in ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.poolmanager", "urllib3.response"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _UrlRedactingFilter) for f in logger.filters):
-            logger.addFilter(redactor)
-
-
-_redact_urllib3_logs()
+redact_urllib3_logs()
 
 FHIR_JSON: Final = "application/fhir+json"
 DEFAULT_WORKERS: Final = 8
 CONNECT_RETRIES: Final = 1
 MAX_SERVER_POOLS: Final = 64
 _MIN_TIMEOUT_S: Final = 0.001
-_READ_CHUNK: Final = 64 * 1024
-
-
-@dataclass(frozen=True)
-class FetchResult:
-    """A query that answered: the resource read, or the searchset Bundle with every followed page merged.
-
-    ``complete`` is False when paging stopped early (page limit reached, or a ``next`` link that left the
-    server's base was not followed); ``note`` then says why.
-    """
-
-    resource: dict[str, Any]
-    pages: int = 1
-    elapsed_s: float = 0.0
-    complete: bool = True
-    note: str | None = None
-
-
-@dataclass(frozen=True)
-class FetchFailure:
-    """A query that gave no usable data; ``reason`` is safe to log and to show (no token, URL or body)."""
-
-    reason: str
-    status: int | None = None
-    elapsed_s: float = 0.0
-
-
-FetchResultOrFailure = FetchResult | FetchFailure
-"""What one query gave: data (:class:`FetchResult`) or a safe reason (:class:`FetchFailure`)."""
-
-
-class _QueryError(Exception):
-    """Internal: one query failed with a safe reason."""
-
-    def __init__(self, reason: str, status: int | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -300,7 +237,7 @@ class FhirFetcher:
         started = time.monotonic()
         try:
             result = self._query(call, key, query)
-        except _QueryError as failure:
+        except QueryError as failure:
             elapsed = time.monotonic() - started
             log.warning("fhir fetch key=%s failed: %s (%.0f ms)", key, failure.reason, elapsed * 1000)
             return FetchFailure(failure.reason, failure.status, elapsed)
@@ -322,24 +259,24 @@ class FhirFetcher:
         """Read a resource, or run a search and follow its ``next`` links within the server's base."""
         path = query.split("?", 1)[0]
         if "://" in path or path.startswith("//") or "@" in path:
-            raise _QueryError("query is not relative")
+            raise QueryError("query is not relative")
         resource_type, is_search = expected_type(query)
         url = f"{call.base}/{query.lstrip('/')}"
         not_fhir = "not a FHIR Bundle" if is_search else "not a FHIR resource"
-        budget = _Budget(self.max_response_bytes)
+        budget = ByteBudget(self.max_response_bytes)
         first = self._get_json(call, key, url, page=1, not_fhir=not_fhir, budget=budget)
         if not is_search:
             found = first.get("resourceType")
             if not isinstance(found, str):
-                raise _QueryError(not_fhir)
+                raise QueryError(not_fhir)
             if found != resource_type:
-                raise _QueryError(f"unexpected resourceType {found[:40]!r}")
+                raise QueryError(f"unexpected resourceType {found[:40]!r}")
             return FetchResult(first)
         if first.get("resourceType") != "Bundle":
-            raise _QueryError(not_fhir)
+            raise QueryError(not_fhir)
         entries, pages, complete, note = self._follow_pages(call, key, url, first, budget)
         merged = {k: v for k, v in first.items() if k not in ("entry", "link")}
-        self_links = [link for link in _links(first) if link.get("relation") == "self"]
+        self_links = [link for link in bundle_links(first) if link.get("relation") == "self"]
         if self_links:
             merged["link"] = self_links
         if entries:
@@ -347,16 +284,16 @@ class FhirFetcher:
         return FetchResult(merged, pages, 0.0, complete, note)
 
     def _follow_pages(
-        self, call: _Call, key: str, url: str, first: dict[str, Any], budget: _Budget
+        self, call: _Call, key: str, url: str, first: dict[str, Any], budget: ByteBudget
     ) -> tuple[list[dict[str, Any]], int, bool, str | None]:
         """Follow ``next`` links from ``first``: (entries of every page, pages read, complete, why not)."""
         not_fhir = "not a FHIR Bundle"
-        entries = list(_entries(first))
-        seen = {i for e in entries if (i := _identity(e)) is not None}
+        entries = list(bundle_entries(first))
+        seen = {i for e in entries if (i := entry_identity(e)) is not None}
         pages, complete, note = 1, True, None
         page = first
         read = {url.split("#", 1)[0]}
-        while (next_url := _next_link(page)) is not None:
+        while (next_url := next_link(page)) is not None:
             absolute = urljoin(url, next_url).split("#", 1)[0]
             target = normalise(absolute.split("?", 1)[0])
             if target is None or not call.base_norm.contains(target, loopback_as_one=self.loopback_as_one):
@@ -372,31 +309,31 @@ class FhirFetcher:
             read.add(absolute)
             try:
                 page = self._get_json(call, key, absolute, page=pages, not_fhir=not_fhir, budget=budget)
-            except _QueryError as error:
+            except QueryError as error:
                 if error.reason != budget.reason:
                     raise
                 complete, note = False, f"stopped at the {self.max_response_bytes}-byte limit"
                 log.warning("fhir fetch key=%s: %s", key, note)
                 break
             if page.get("resourceType") != "Bundle":
-                raise _QueryError(not_fhir)
-            fresh = [e for e in _entries(page) if (i := _identity(e)) is None or i not in seen]
-            if _entries(page) and not fresh:  # the same page under another URL (a loop back to page 1)
+                raise QueryError(not_fhir)
+            fresh = [e for e in bundle_entries(page) if (i := entry_identity(e)) is None or i not in seen]
+            if bundle_entries(page) and not fresh:  # the same page under another URL (a loop back to page 1)
                 complete, note = False, "next link repeats a page already read"
                 log.warning("fhir fetch key=%s: %s", key, note)
                 break
-            seen.update(i for e in fresh if (i := _identity(e)) is not None)
+            seen.update(i for e in fresh if (i := entry_identity(e)) is not None)
             entries.extend(fresh)
             url = absolute
         return entries, pages, complete, note
 
     def _get_json(
-        self, call: _Call, key: str, url: str, *, page: int, not_fhir: str, budget: _Budget
+        self, call: _Call, key: str, url: str, *, page: int, not_fhir: str, budget: ByteBudget
     ) -> dict[str, Any]:
-        """GET ``url`` within the time and bytes left and return its JSON object, or raise :class:`_QueryError`."""
+        """GET ``url`` within the time and bytes left and return its JSON object, or raise :class:`QueryError`."""
         remaining = call.deadline - time.monotonic()
         if remaining <= 0:
-            raise _QueryError(call.timeout_reason)
+            raise QueryError(call.timeout_reason)
         timeout = max(_MIN_TIMEOUT_S, remaining)
         # The connect timeout is shared with its one retry, so both attempts fit in the time left.
         connect_timeout = max(_MIN_TIMEOUT_S, remaining / (1 + CONNECT_RETRIES))
@@ -410,68 +347,30 @@ class FhirFetcher:
                 stream=True,
             )
         except requests.exceptions.Timeout as exc:  # ConnectTimeout and ReadTimeout
-            raise _QueryError(call.timeout_reason) from exc
+            raise QueryError(call.timeout_reason) from exc
         except requests.exceptions.SSLError as exc:
-            raise _QueryError("TLS error") from exc
+            raise QueryError("TLS error") from exc
         except requests.exceptions.ConnectionError as exc:
-            raise _QueryError("unreachable") from exc
+            raise QueryError("unreachable") from exc
         except requests.exceptions.RequestException as exc:
-            raise _QueryError("request failed") from exc
+            raise QueryError("request failed") from exc
         try:
             elapsed_ms = (time.monotonic() - started) * 1000
             log.debug(
                 "fhir fetch key=%s page=%d HTTP %d (%.0f ms)", key, page, response.status_code, elapsed_ms
             )
             if response.status_code != 200:
-                raise _QueryError(f"HTTP {response.status_code}", response.status_code)
-            raw = _read_body(response, call, budget)
+                raise QueryError(f"HTTP {response.status_code}", response.status_code)
+            raw = read_body(response, call.deadline, call.timeout_reason, budget)
         finally:
             response.close()  # also on a timeout or the byte limit: the connection is dropped, not drained
         try:
             body: object = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:  # not JSON, or bytes that are no UTF-8 text
-            raise _QueryError("not JSON") from exc
+            raise QueryError("not JSON") from exc
         if not isinstance(body, dict):
-            raise _QueryError(not_fhir)
+            raise QueryError(not_fhir)
         return body
-
-
-class _Budget:
-    """Bytes one query may still read, across its pages (counted after decompression)."""
-
-    def __init__(self, limit: int) -> None:
-        self.left = limit
-        self.reason = f"response over the {limit}-byte limit"
-
-
-def _read_body(response: requests.Response, call: _Call, budget: _Budget) -> bytes:
-    """Stream the body, decompressed, stopping at the byte budget or the deadline (checked between reads).
-
-    ``read1`` returns what one socket read gave, so a server dripping bytes cannot keep the loop from
-    looking at the clock; urllib3 decompresses at most ``_READ_CHUNK`` bytes per call (no bomb expansion).
-    """
-    declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and "Content-Encoding" not in response.headers and int(declared) > budget.left:
-        raise _QueryError(budget.reason)
-    chunks: list[bytes] = []
-    try:
-        while True:
-            if time.monotonic() >= call.deadline:
-                raise _QueryError(call.timeout_reason)
-            chunk = response.raw.read1(_READ_CHUNK, decode_content=True)
-            if not chunk:
-                break
-            budget.left -= len(chunk)
-            if budget.left < 0:
-                raise _QueryError(budget.reason)
-            chunks.append(chunk)
-    except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
-        raise _QueryError(call.timeout_reason) from exc
-    except urllib3.exceptions.DecodeError as exc:
-        raise _QueryError("undecodable content encoding") from exc
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise _QueryError("connection broken") from exc
-    return b"".join(chunks)
 
 
 @dataclass(frozen=True)
@@ -483,34 +382,3 @@ class _Call:
     headers: dict[str, str]
     deadline: float
     timeout_reason: str
-
-
-def _links(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
-    links = bundle.get("link")
-    return [link for link in links if isinstance(link, dict)] if isinstance(links, list) else []
-
-
-def _entries(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
-    entries = bundle.get("entry")
-    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
-
-
-def _identity(entry: Mapping[str, Any]) -> str | None:
-    """What makes an entry the same across pages: its fullUrl, else resourceType/id; None when neither."""
-    full_url = entry.get("fullUrl")
-    if isinstance(full_url, str) and full_url:
-        return full_url
-    resource = entry.get("resource")
-    if isinstance(resource, Mapping):
-        kind, rid = resource.get("resourceType"), resource.get("id")
-        if isinstance(kind, str) and isinstance(rid, str):
-            return f"{kind}/{rid}"
-    return None
-
-
-def _next_link(bundle: Mapping[str, Any]) -> str | None:
-    for link in _links(bundle):
-        url = link.get("url")
-        if link.get("relation") == "next" and isinstance(url, str) and url:
-            return url
-    return None

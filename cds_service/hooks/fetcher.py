@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from cds_service.fhir.client import FetchResult, FhirFetcher, expected_type
+from cds_service.fhir.client import FhirFetcher, expected_type
+from cds_service.fhir.results import FetchResult
 from cds_service.fhir.urls import is_allowed_base
 from cds_service.hooks.queries import QUERIES_BY_KEY
 from cds_service.settings import Settings

@@ -10,12 +10,8 @@ from typing import Any
 import pytest
 
 from cds_service.core import codes
-from cds_service.fhir.client import (
-    FetchFailure,
-    FetchResult,
-    FetchResultOrFailure,
-    FhirFetcher,
-)
+from cds_service.fhir.client import FhirFetcher
+from cds_service.fhir.results import FetchFailure, FetchResult, FetchResultOrFailure
 from cds_service.fixtures.loader import load_bundles
 from cds_service.hooks.fetcher import PrefetchFetcher
 from cds_service.hooks.queries import QUERIES, QUERIES_BY_KEY

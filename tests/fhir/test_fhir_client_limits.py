@@ -11,7 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from cds_service.fhir.client import FetchFailure, FetchResult, FetchResultOrFailure, FhirFetcher
+from cds_service.fhir.client import FhirFetcher
+from cds_service.fhir.results import FetchFailure, FetchResult, FetchResultOrFailure
 from cds_service.settings import Settings
 from tests.servers.faulty_fhir import FaultyFhirServer
 from tests.servers.fhir import free_port

@@ -26,7 +26,7 @@ from joserfc.jwk import ECKey, Key, RSAKey
 
 from cds_service.errors import AuthenticationError
 from cds_service.settings import Settings
-from cds_service.trust.authenticator import Authenticator, Caller, JwksFetcher, build_authenticator
+from cds_service.trust.authenticator import Authenticator, Caller, build_authenticator
 from cds_service.trust.config import (
     TrustConfig,
     TrustConfigError,
@@ -34,6 +34,7 @@ from cds_service.trust.config import (
     load_trust_config,
     parse_jwks,
 )
+from cds_service.trust.jwks import JwksFetcher
 from cds_service.trust.replay import InMemoryReplayCache, RedisReplayCache
 from cds_service.web.app import create_app
 from tests.paths import REPO
