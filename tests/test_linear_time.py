@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from cds_service.core import narrative, units
+from cds_service.core import labs, narrative, orders, units
 from cds_service.core.conditions import text_kind
-from cds_service.core.labs import parse_range_text
+from cds_service.core.labs import parse_range_text, parse_value_text
+from cds_service.core.resources import CodeableConcept, MedicationRequest, ServiceRequest
 from cds_service.hooks.discovery import find_service
 from cds_service.hooks.handler import handle_hook
 from cds_service.hooks.request import parse_hook_request, search_errors, sort_prefetch
@@ -149,6 +150,55 @@ def test_unit_reader_is_linear(make: Callable[[int], str]) -> None:
             units.convert(Decimal(1), unit, "g/L")
 
     _check(run, make, units.conversion_factor.cache_clear)
+
+
+# -- the lab, unit and order patterns themselves, uncapped (a cap alone would hide a quadratic pattern) ----------
+
+PATTERN_UNITS: dict[str, str] = {
+    "digits": "1",
+    "digit-dot": "1.",
+    "digit-comma": "1,",
+    "digit-dash": "1-",
+    "digit-space": "1 ",
+    "less-than": "<",
+    "braces": "{",
+    "no": "no ",
+    "letters": "a",
+    "bile-duct": "bile duct ",
+    "igg4": "igg4 ",
+}
+
+
+def _order_texts(text: str) -> object:
+    concept = (CodeableConcept((), text),)
+    return (
+        orders.classify_order(ServiceRequest(reasonCode=concept)),
+        orders.classify_order(MedicationRequest(medicationCodeableConcept=concept[0])),
+    )
+
+
+PATTERNS: dict[str, Callable[[str], object]] = {
+    "range text": lambda text: [m.groups() for m in labs._RANGE_TEXT.finditer(text)],
+    "upper limit": lambda text: [m.groups() for m in labs._UPPER_TEXT.finditer(text)],
+    "polarity words": lambda text: (labs._NEGATIVE_WORDS.search(text), labs._POSITIVE_WORDS.search(text)),
+    "unit annotations": lambda text: units._ANNOTATION.sub("", text),
+    "valueString": parse_value_text,
+    "order texts": _order_texts,
+}
+
+
+@pytest.mark.parametrize("unit", sorted(PATTERN_UNITS))
+@pytest.mark.parametrize("reader", sorted(PATTERNS))
+def test_lab_unit_and_order_patterns_are_linear_uncapped(reader: str, unit: str) -> None:
+    _check(PATTERNS[reader], lambda n: PATTERN_UNITS[unit] * n)
+
+
+def test_the_reported_hostile_range_text_still_reads_a_range_after_it() -> None:
+    assert parse_range_text("1" * 16_000, "g/L", "g/L") == (None, None)
+    assert parse_range_text("1" * 100 + " 0.039-0.864 g/L", "g/L", "g/L") == (
+        Decimal("0.039"),
+        Decimal("0.864"),
+    )
 
 
 # -- the hook request ------------------------------------------------------------------------------------------
