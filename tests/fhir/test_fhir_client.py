@@ -11,13 +11,13 @@ import pytest
 
 from cds_service.core import codes
 from cds_service.fhir.client import FhirFetcher
-from cds_service.fhir.results import FetchFailure, FetchResult, FetchResultOrFailure
 from cds_service.fixtures.loader import load_bundles
 from cds_service.hooks.fetcher import PrefetchFetcher
 from cds_service.hooks.queries import QUERIES, QUERIES_BY_KEY
 from cds_service.hooks.request import FhirTarget
 from cds_service.settings import Settings
 from tests.builders import put_entry
+from tests.fhir.helpers import as_failure, as_result, deadline_in
 from tests.servers.faulty_fhir import FaultyFhirServer
 from tests.servers.fhir import FhirServer, free_port
 
@@ -29,20 +29,6 @@ QUERY = {"conditions": "Condition?patient=123"}
 def fetcher() -> Iterator[FhirFetcher]:
     with FhirFetcher(max_pages=5) as f:
         yield f
-
-
-def _in(seconds: float) -> float:
-    return time.monotonic() + seconds
-
-
-def _result(outcome: FetchResultOrFailure) -> FetchResult:
-    assert isinstance(outcome, FetchResult), outcome
-    return outcome
-
-
-def _failure(outcome: FetchResultOrFailure) -> FetchFailure:
-    assert isinstance(outcome, FetchFailure), outcome
-    return outcome
 
 
 def _ids(bundle: dict[str, Any]) -> list[str]:
@@ -57,38 +43,40 @@ def _ids(bundle: dict[str, Any]) -> list[str]:
 
 
 def test_ok_search_and_read(fetcher: FhirFetcher, faulty_fhir: FaultyFhirServer) -> None:
-    out = fetcher.fetch(faulty_fhir.base("ok"), None, {"c": "Condition?patient=1", "p": "Patient/1"}, _in(2))
+    out = fetcher.fetch(
+        faulty_fhir.base("ok"), None, {"c": "Condition?patient=1", "p": "Patient/1"}, deadline_in(2)
+    )
     assert list(out) == ["c", "p"]
-    assert _ids(_result(out["c"]).resource) == ["c1"]
-    assert _result(out["p"]).resource == {"resourceType": "Patient", "id": "1"}
+    assert _ids(as_result(out["c"]).resource) == ["c1"]
+    assert as_result(out["p"]).resource == {"resourceType": "Patient", "id": "1"}
 
 
 def test_timeout_returns_within_budget(fetcher: FhirFetcher, faulty_fhir: FaultyFhirServer) -> None:
     budget = 0.6
     started = time.monotonic()
     out = fetcher.fetch(
-        faulty_fhir.base("slow"), None, {"a": "Condition?patient=1", "b": "Patient/1"}, _in(budget)
+        faulty_fhir.base("slow"), None, {"a": "Condition?patient=1", "b": "Patient/1"}, deadline_in(budget)
     )
     elapsed = time.monotonic() - started
     assert elapsed < budget + 0.5, f"fetch took {elapsed:.2f} s for a {budget} s budget"
     for key in ("a", "b"):
-        assert _failure(out[key]).reason == "timeout after 0.6 s"
+        assert as_failure(out[key]).reason == "timeout after 0.6 s"
 
 
 def test_slow_query_does_not_hold_back_fast_ones(fetcher: FhirFetcher, faulty_fhir: FaultyFhirServer) -> None:
     queries = {"slow": "Condition?patient=1", "fast": "Condition?patient=2"}
     started = time.monotonic()
-    slow = fetcher.fetch(faulty_fhir.base("slow"), None, {"slow": queries["slow"]}, _in(0.5))
-    fast = fetcher.fetch(faulty_fhir.base("ok"), None, {"fast": queries["fast"]}, _in(0.5))
+    slow = fetcher.fetch(faulty_fhir.base("slow"), None, {"slow": queries["slow"]}, deadline_in(0.5))
+    fast = fetcher.fetch(faulty_fhir.base("ok"), None, {"fast": queries["fast"]}, deadline_in(0.5))
     assert time.monotonic() - started < 2.0
-    assert _failure(slow["slow"]).reason.startswith("timeout after")
-    assert _ids(_result(fast["fast"]).resource) == ["c1"]
+    assert as_failure(slow["slow"]).reason.startswith("timeout after")
+    assert _ids(as_result(fast["fast"]).resource) == ["c1"]
 
 
 def test_deadline_already_passed(fetcher: FhirFetcher, faulty_fhir: FaultyFhirServer) -> None:
     faulty_fhir.clear()
     out = fetcher.fetch(faulty_fhir.base("ok"), None, QUERY, time.monotonic() - 1)
-    assert _failure(out["conditions"]).reason == "timeout after 0.0 s"
+    assert as_failure(out["conditions"]).reason == "timeout after 0.0 s"
     assert faulty_fhir.requests == []
 
 
@@ -113,7 +101,7 @@ def test_failure_reasons(
     status: int | None,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    failure = _failure(fetcher.fetch(faulty_fhir.base(mode), TOKEN, {"k": query}, _in(2))["k"])
+    failure = as_failure(fetcher.fetch(faulty_fhir.base(mode), TOKEN, {"k": query}, deadline_in(2))["k"])
     assert (failure.reason, failure.status) == (reason, status)
     for text in ("secret-diagnostics", "boom", "Login page", TOKEN):
         assert text not in failure.reason
@@ -121,18 +109,20 @@ def test_failure_reasons(
 
 
 def test_unreachable(fetcher: FhirFetcher) -> None:
-    out = fetcher.fetch(f"http://127.0.0.1:{free_port()}/fhir", None, QUERY, _in(2))
-    assert _failure(out["conditions"]).reason == "unreachable"
+    out = fetcher.fetch(f"http://127.0.0.1:{free_port()}/fhir", None, QUERY, deadline_in(2))
+    assert as_failure(out["conditions"]).reason == "unreachable"
 
 
 def test_bad_fhir_server_url(fetcher: FhirFetcher) -> None:
-    out = fetcher.fetch("file:///etc/passwd", None, QUERY, _in(2))
-    assert _failure(out["conditions"]).reason == "fhirServer is not a plain http(s) URL"
+    out = fetcher.fetch("file:///etc/passwd", None, QUERY, deadline_in(2))
+    assert as_failure(out["conditions"]).reason == "fhirServer is not a plain http(s) URL"
 
 
 def test_cross_origin_next_link_not_followed(fetcher: FhirFetcher, faulty_fhir: FaultyFhirServer) -> None:
     faulty_fhir.clear()
-    result = _result(fetcher.fetch(faulty_fhir.base("crossorigin"), TOKEN, QUERY, _in(2))["conditions"])
+    result = as_result(
+        fetcher.fetch(faulty_fhir.base("crossorigin"), TOKEN, QUERY, deadline_in(2))["conditions"]
+    )
     assert (result.pages, result.complete) == (1, False)
     assert result.note == "next link outside the FHIR server base not followed"
     assert _ids(result.resource) == ["p1"]
@@ -140,7 +130,7 @@ def test_cross_origin_next_link_not_followed(fetcher: FhirFetcher, faulty_fhir: 
 
 
 def test_paging_merges_all_pages(fetcher: FhirFetcher, faulty_fhir: FaultyFhirServer) -> None:
-    result = _result(fetcher.fetch(faulty_fhir.base("paged"), None, QUERY, _in(3))["conditions"])
+    result = as_result(fetcher.fetch(faulty_fhir.base("paged"), None, QUERY, deadline_in(3))["conditions"])
     assert (result.pages, result.complete) == (4, True)
     assert _ids(result.resource) == ["c1", "c2", "c3", "c4"]
     assert [link["relation"] for link in result.resource.get("link", [])] == ["self"]
@@ -148,7 +138,9 @@ def test_paging_merges_all_pages(fetcher: FhirFetcher, faulty_fhir: FaultyFhirSe
 
 def test_paging_stops_at_page_limit(faulty_fhir: FaultyFhirServer) -> None:
     with FhirFetcher(max_pages=2) as fetcher:
-        result = _result(fetcher.fetch(faulty_fhir.base("paged"), None, QUERY, _in(3))["conditions"])
+        result = as_result(
+            fetcher.fetch(faulty_fhir.base("paged"), None, QUERY, deadline_in(3))["conditions"]
+        )
     assert (result.pages, result.complete, result.note) == (2, False, "stopped after 2 pages")
     assert _ids(result.resource) == ["c1", "c2"]
 
@@ -158,18 +150,18 @@ def test_headers_and_token_only_when_given(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     faulty_fhir.clear()
-    fetcher.fetch(faulty_fhir.base("paged"), TOKEN, QUERY, _in(3))
+    fetcher.fetch(faulty_fhir.base("paged"), TOKEN, QUERY, deadline_in(3))
     assert len(faulty_fhir.requests) == 4
     for request in faulty_fhir.requests:
         assert request.headers["Authorization"] == f"Bearer {TOKEN}"
         assert request.headers["Accept"] == "application/fhir+json"
     faulty_fhir.clear()
-    fetcher.fetch(faulty_fhir.base("ok"), None, QUERY, _in(2))
-    fetcher.fetch(faulty_fhir.base("ok"), "", QUERY, _in(2))
+    fetcher.fetch(faulty_fhir.base("ok"), None, QUERY, deadline_in(2))
+    fetcher.fetch(faulty_fhir.base("ok"), "", QUERY, deadline_in(2))
     assert len(faulty_fhir.requests) == 2
     assert all("Authorization" not in r.headers for r in faulty_fhir.requests)
-    fetcher.fetch(faulty_fhir.base("slow"), TOKEN, QUERY, _in(0.3))
-    fetcher.fetch(faulty_fhir.base("401"), TOKEN, QUERY, _in(2))
+    fetcher.fetch(faulty_fhir.base("slow"), TOKEN, QUERY, deadline_in(0.3))
+    fetcher.fetch(faulty_fhir.base("401"), TOKEN, QUERY, deadline_in(2))
     assert caplog.records, "the fetcher should log keys and statuses"
     assert any("conditions" in r.getMessage() for r in caplog.records)
     for record in caplog.records:
@@ -181,7 +173,7 @@ def test_closed_fetcher_refuses() -> None:
     fetcher = FhirFetcher(max_pages=1)
     fetcher.close()
     with pytest.raises(RuntimeError):
-        fetcher.fetch("http://127.0.0.1:1/fhir", None, QUERY, _in(1))
+        fetcher.fetch("http://127.0.0.1:1/fhir", None, QUERY, deadline_in(1))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -296,9 +288,9 @@ EXPECTED = {
 def test_every_prefetch_query_against_real_server(loaded_server: FhirServer, fetcher: FhirFetcher) -> None:
     queries = {q.key: q.render(PATIENT) for q in QUERIES}
     assert set(queries) == set(EXPECTED)
-    out = fetcher.fetch(loaded_server.base_url, None, queries, _in(10))
+    out = fetcher.fetch(loaded_server.base_url, None, queries, deadline_in(10))
     for key, expected in EXPECTED.items():
-        result = _result(out[key])
+        result = as_result(out[key])
         if expected is None:
             assert result.resource["resourceType"] == "Patient"
             assert result.resource["id"] == PATIENT
@@ -317,7 +309,9 @@ def test_every_prefetch_query_against_real_server(loaded_server: FhirServer, fet
 @pytest.mark.integration
 def test_missing_patient_is_http_404(loaded_server: FhirServer, fetcher: FhirFetcher) -> None:
     query = QUERIES_BY_KEY["patient"].render("no-such-patient")
-    failure = _failure(fetcher.fetch(loaded_server.base_url, None, {"patient": query}, _in(5))["patient"])
+    failure = as_failure(
+        fetcher.fetch(loaded_server.base_url, None, {"patient": query}, deadline_in(5))["patient"]
+    )
     assert (failure.reason, failure.status) == ("HTTP 404", 404)
 
 
@@ -325,12 +319,12 @@ def test_missing_patient_is_http_404(loaded_server: FhirServer, fetcher: FhirFet
 def test_real_server_paging_merges_pages(loaded_server: FhirServer) -> None:
     query = {"conditions": f"Condition?patient={MANY}&_count=2"}
     with FhirFetcher(max_pages=5) as fetcher:
-        result = _result(fetcher.fetch(loaded_server.base_url, None, query, _in(10))["conditions"])
+        result = as_result(fetcher.fetch(loaded_server.base_url, None, query, deadline_in(10))["conditions"])
     assert (result.pages, result.complete) == (4, True)
     assert sorted(_ids(result.resource)) == [f"fm-{i:02d}" for i in range(7)]
     assert result.resource["total"] == 7
     with FhirFetcher(max_pages=3) as fetcher:
-        result = _result(fetcher.fetch(loaded_server.base_url, None, query, _in(10))["conditions"])
+        result = as_result(fetcher.fetch(loaded_server.base_url, None, query, deadline_in(10))["conditions"])
     assert (result.pages, result.complete) == (3, False)
     assert len(_ids(result.resource)) == 6
 
@@ -349,7 +343,9 @@ def test_prefetch_fetcher_refuses_servers_off_the_allow_list(faulty_fhir: Faulty
     settings = Settings(dev_mode=False, allowed_fhir_bases=["https://ehr.example/fhir"])
     fetcher = PrefetchFetcher(settings, FhirFetcher(max_pages=1))
     try:
-        data, failures = fetcher.fetch_missing(_hook(faulty_fhir.base("ok")), ["conditions", "nope"], _in(2))
+        data, failures = fetcher.fetch_missing(
+            _hook(faulty_fhir.base("ok")), ["conditions", "nope"], deadline_in(2)
+        )
     finally:
         fetcher.close()
     assert data == {}
@@ -361,7 +357,7 @@ def test_prefetch_fetcher_reports_reasons(faulty_fhir: FaultyFhirServer) -> None
     fetcher = PrefetchFetcher(Settings(dev_mode=True), FhirFetcher(max_pages=1))
     try:
         data, failures = fetcher.fetch_missing(
-            _hook(faulty_fhir.base("401"), token=TOKEN), ["conditions"], _in(2)
+            _hook(faulty_fhir.base("401"), token=TOKEN), ["conditions"], deadline_in(2)
         )
     finally:
         fetcher.close()
@@ -372,9 +368,9 @@ def test_prefetch_fetcher_reports_reasons(faulty_fhir: FaultyFhirServer) -> None
 def test_prefetch_fetcher_against_real_server(loaded_server: FhirServer) -> None:
     fetcher = PrefetchFetcher(Settings(allowed_fhir_bases=[loaded_server.base_url]))
     try:
-        data, failures = fetcher.fetch_missing(_hook(loaded_server.base_url), list(EXPECTED), _in(10))
+        data, failures = fetcher.fetch_missing(_hook(loaded_server.base_url), list(EXPECTED), deadline_in(10))
         missing, missing_failures = fetcher.fetch_missing(
-            _hook(loaded_server.base_url, "nobody"), ["patient"], _in(5)
+            _hook(loaded_server.base_url, "nobody"), ["patient"], deadline_in(5)
         )
     finally:
         fetcher.close()
@@ -388,9 +384,9 @@ def test_localhost_and_127_0_0_1_are_one_server_in_development_mode(faulty_fhir:
     """Issue 11, item 7: a server called as localhost whose next links say 127.0.0.1 is the same server."""
     base = f"http://localhost:{faulty_fhir.port}/aliased/fhir"
     with FhirFetcher(max_pages=5, loopback_as_one=True) as dev:
-        result = _result(dev.fetch(base, None, QUERY, _in(3))["conditions"])
+        result = as_result(dev.fetch(base, None, QUERY, deadline_in(3))["conditions"])
     assert (result.pages, result.complete) == (2, True)
     assert _ids(result.resource) == ["a1", "a2"]
     with FhirFetcher(max_pages=5) as production:
-        result = _result(production.fetch(base, None, QUERY, _in(3))["conditions"])
+        result = as_result(production.fetch(base, None, QUERY, deadline_in(3))["conditions"])
     assert (result.pages, result.complete) == (1, False)  # outside development mode: another host

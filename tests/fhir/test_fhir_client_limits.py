@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from cds_service.fhir.client import FhirFetcher
-from cds_service.fhir.results import FetchFailure, FetchResult, FetchResultOrFailure
 from cds_service.settings import Settings
+from tests.fhir.helpers import as_failure, as_result, deadline_in
 from tests.servers.faulty_fhir import FaultyFhirServer
 from tests.servers.fhir import free_port
 from tests.servers.hostile_fhir import HostileFhirServer
@@ -34,26 +34,12 @@ def fetcher() -> Iterator[FhirFetcher]:
         yield f
 
 
-def _in(seconds: float) -> float:
-    return time.monotonic() + seconds
-
-
-def _failure(outcome: FetchResultOrFailure) -> FetchFailure:
-    assert isinstance(outcome, FetchFailure), outcome
-    return outcome
-
-
-def _result(outcome: FetchResultOrFailure) -> FetchResult:
-    assert isinstance(outcome, FetchResult), outcome
-    return outcome
-
-
 @pytest.mark.parametrize("mode", ["big", "endless", "gzipbomb"])
 def test_response_size_is_capped_while_streaming(
     fetcher: FhirFetcher, hostile: HostileFhirServer, mode: str
 ) -> None:
     started = time.monotonic()
-    failure = _failure(fetcher.fetch(hostile.base(mode), None, QUERY, _in(5))["conditions"])
+    failure = as_failure(fetcher.fetch(hostile.base(mode), None, QUERY, deadline_in(5))["conditions"])
     assert failure.reason == f"response over the {LIMIT}-byte limit"
     assert time.monotonic() - started < 3
 
@@ -64,7 +50,7 @@ def test_size_cap_default_comes_from_settings() -> None:
 
 def test_abandoned_fetch_is_closed_at_the_deadline(fetcher: FhirFetcher, hostile: HostileFhirServer) -> None:
     started = time.monotonic()
-    failure = _failure(fetcher.fetch(hostile.base("drip"), None, QUERY, _in(0.5))["conditions"])
+    failure = as_failure(fetcher.fetch(hostile.base("drip"), None, QUERY, deadline_in(0.5))["conditions"])
     assert failure.reason.startswith("timeout")
     assert time.monotonic() - started < 1.0
     closed_by = time.monotonic() + 1.5
@@ -79,23 +65,23 @@ def test_a_slow_server_does_not_starve_another(
     with FhirFetcher(max_pages=1, max_workers=2, max_response_bytes=LIMIT) as fetcher:
         slow = {f"k{n}": f"Condition?patient={n}" for n in range(6)}
         hogs = [
-            threading.Thread(target=fetcher.fetch, args=(hostile.base("drip"), None, slow, _in(3)))
+            threading.Thread(target=fetcher.fetch, args=(hostile.base("drip"), None, slow, deadline_in(3)))
             for _ in range(2)
         ]
         for hog in hogs:
             hog.start()
         time.sleep(0.3)  # the slow server now holds every thread it may have
-        out = fetcher.fetch(faulty_fhir.base("ok"), None, QUERY, _in(1))
+        out = fetcher.fetch(faulty_fhir.base("ok"), None, QUERY, deadline_in(1))
         for hog in hogs:
             hog.join()
-    assert _result(out["conditions"]).resource["resourceType"] == "Bundle"
+    assert as_result(out["conditions"]).resource["resourceType"] == "Bundle"
 
 
 @pytest.mark.parametrize("mode", ["loop", "cycle"])
 def test_next_loop_does_not_merge_a_page_twice(
     fetcher: FhirFetcher, hostile: HostileFhirServer, mode: str
 ) -> None:
-    result = _result(fetcher.fetch(hostile.base(mode), None, QUERY, _in(3))["conditions"])
+    result = as_result(fetcher.fetch(hostile.base(mode), None, QUERY, deadline_in(3))["conditions"])
     ids = [entry["resource"]["id"] for entry in result.resource["entry"]]
     assert len(ids) == len(set(ids))
     assert not result.complete
@@ -107,8 +93,8 @@ def test_unreachable_server_leaves_no_patient_id_in_logs(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     query = {"conditions": "Condition?patient=secret-patient-4711&_sort=-date"}
-    out = fetcher.fetch(f"http://127.0.0.1:{free_port()}/fhir", None, query, _in(2))
-    assert _failure(out["conditions"]).reason == "unreachable"
+    out = fetcher.fetch(f"http://127.0.0.1:{free_port()}/fhir", None, query, deadline_in(2))
+    assert as_failure(out["conditions"]).reason == "unreachable"
     assert caplog.records  # urllib3 did log its retry
     for record in caplog.records:
         assert "secret-patient-4711" not in record.getMessage()
